@@ -1,0 +1,34 @@
+"""ssld_zoo: PaddleClas SSLD-distilled backbones as PyTorch/timm models.
+
+`import ssld_zoo` is cheap: torch and timm are imported on first use. Once timm is imported (before or after
+ssld_zoo), every zoo name is registered with it, so `timm.create_model("resnet50d_ssld")` works too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create": "factory", "get_transform": "factory",
+    "list_models": "registry", "model_info": "registry", "add_catalogue": "registry",
+    "SsldZooError": "errors", "UnknownModelError": "errors", "WeightsUnavailableError": "errors",
+    "OfflineError": "errors", "IntegrityError": "errors", "InvalidWeightsError": "errors",
+}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'ssld_zoo' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+from . import _timm_hook  # noqa: E402
+
+_timm_hook.install()

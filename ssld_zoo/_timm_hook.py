@@ -1,0 +1,47 @@
+"""Register the zoo's models with timm as soon as timm is imported, without importing timm ourselves.
+
+timm has no plugin discovery, so a module has to register names before `timm.create_model` can find them. To keep
+`import ssld_zoo` free of torch and timm, a `sys.meta_path` finder wraps timm's loader and imports
+`ssld_zoo.models` right after timm finishes loading. If timm is already imported, registration happens at once.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+from types import ModuleType
+
+
+def _register() -> None:
+    import ssld_zoo.models  # noqa: F401  (registers every zoo model with timm)
+
+
+class _TimmLoader(importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        _register()
+
+
+class _TimmFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
+        if fullname != "timm":
+            return None
+        sys.meta_path.remove(self)  # find the real spec without recursing into ourselves; this hook fires once
+        spec = importlib.util.find_spec("timm")
+        if spec is not None and spec.loader is not None:
+            spec.loader = _TimmLoader(spec.loader)
+        return spec
+
+
+def install() -> None:
+    """Register now if timm is loaded, else arrange registration for when it is."""
+    if "timm" in sys.modules:
+        _register()
+    elif not any(isinstance(f, _TimmFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TimmFinder())

@@ -1,0 +1,122 @@
+"""Downloads through the real Hugging Face Hub client, with the sha256 checked after every download and cache hit.
+
+`hf_hub_download` is called per file with a pinned revision, so `HF_ENDPOINT` (mirrors), `HF_HUB_OFFLINE`,
+`HF_HOME` / `HF_HUB_CACHE` and `cache_dir=` all behave as huggingface_hub documents. A cached file of a pinned commit
+is served without any network request. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from . import __version__
+from .errors import IntegrityError, OfflineError, WeightsUnavailableError
+from .registry import HubFile
+
+T = TypeVar("T")
+_SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in chunks (hashlib releases the GIL, so this overlaps with other work)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _describe(hub: HubFile) -> str:
+    return f"file '{hub.filename}' of repo '{hub.repo_id}' at revision '{hub.revision or 'main'}'"
+
+
+def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, force: bool = False,
+                 model: str | None = None) -> Path:
+    """`hf_hub_download` of one pinned file; Hub errors become one clear `SsldZooError` naming repo, file and revision."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+    what = _describe(hub)
+    try:
+        return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, cache_dir=cache_dir,
+                                    force_download=force, library_name="ssld_zoo", library_version=__version__))
+    except RevisionNotFoundError:
+        raise WeightsUnavailableError(f"Revision '{hub.revision}' does not exist in repo '{hub.repo_id}' on "
+                                      f"{constants.ENDPOINT} (needed for {what}). The pinned revision may have been "
+                                      "removed; upgrade ssld_zoo or pin another revision.") from None
+    except RepositoryNotFoundError:
+        raise WeightsUnavailableError(f"Repo '{hub.repo_id}' was not found on {constants.ENDPOINT} (needed for "
+                                      f"{what}). Check the name, HF_ENDPOINT, and your token if the repo is "
+                                      "private.") from None
+    except LocalEntryNotFoundError:
+        reason = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
+                  else f"the Hub at {constants.ENDPOINT} could not be reached")
+        name = model or "NAME"
+        raise OfflineError(
+            f"Cannot get {what}: {reason} and it is not in the cache ({cache_dir or constants.HF_HUB_CACHE}). "
+            f"On a machine with network access run `ssld-zoo download {name} --to DIR`, copy DIR here and use "
+            f"`ssld_zoo.create('{name}', pretrained='DIR/{name}')`; or set HF_ENDPOINT to a reachable mirror.") from None
+    except EntryNotFoundError:
+        raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} has no {what}.") from None
+
+
+def use_verified(path: Path, use: Callable[[Path], T], sha256: str | None, size: int | None) -> tuple[T | None, str | None]:
+    """Run `use(path)` while the file is hashed on another thread.
+
+    Returns `(result, None)` when the file matches `sha256`/`size` (or no hash is pinned), and `(None, problem)`
+    when it does not; an exception from `use` is re-raised only when the file itself is intact.
+    """
+    if sha256 is None:
+        return use(path), None
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        return None, f"size is {actual_size} bytes, expected {size}"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(file_sha256, path)
+        try:
+            result = use(path)
+        except Exception:
+            if digest.result() == sha256:
+                raise
+            result = None
+        actual = digest.result()
+    if actual != sha256:
+        return None, f"sha256 is {actual}, expected {sha256}"
+    return result, None
+
+
+def fetch_verified(hub: HubFile, use: Callable[[Path], T], *, cache_dir: str | os.PathLike | None = None,
+                   model: str | None = None) -> T:
+    """Download (or find in the cache) a pinned Hub file, check it, and return `use(local_path)`.
+
+    The expected hash is the pinned `hub.sha256`, else the sha256 the Hub published for the file (its LFS blob name).
+    A file whose hash or size is wrong is downloaded again once; if it is still wrong, `IntegrityError` names the
+    repo, file, revision, expected and actual hash.
+    """
+    from huggingface_hub import constants
+    path = hub_download(hub, cache_dir=cache_dir, model=model)
+    if hub.sha256 is None:
+        hub = replace(hub, sha256=lfs_sha256(path))
+    result, problem = use_verified(path, use, hub.sha256, hub.size)
+    if problem is None:
+        return result  # type: ignore[return-value]
+    if constants.HF_HUB_OFFLINE:
+        raise IntegrityError(f"The cached copy of {_describe(hub)} at {path} is corrupt ({problem}) and cannot be "
+                             "downloaded again because HF_HUB_OFFLINE is set. Unset it to repair the cache.")
+    path = hub_download(hub, cache_dir=cache_dir, force=True, model=model)
+    result, problem = use_verified(path, use, hub.sha256, hub.size)
+    if problem is not None:
+        raise IntegrityError(f"Downloaded {_describe(hub)} twice and it does not match the catalogue: {problem}. "
+                             "The Hub copy or the pinned hash is wrong; please report it.")
+    return result  # type: ignore[return-value]
+
+
+def lfs_sha256(path: Path) -> str | None:
+    """The sha256 the Hub itself published for a cached LFS file (its blob name), or None if unknown."""
+    blob = Path(os.path.realpath(path)).name
+    return blob if _SHA256_NAME.match(blob) else None

@@ -1,0 +1,6 @@
+"""Zoo architectures, registered with timm on import.
+
+`_stock` registers zoo names whose weights fit a stock timm architecture; the family files register the
+Paddle-faithful architectures timm lacks. Importing this package is what `import ssld_zoo` arranges once timm loads.
+"""
+from . import _stock  # noqa: F401

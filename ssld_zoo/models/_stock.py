@@ -1,0 +1,36 @@
+"""Zoo names whose weights load into a stock timm architecture (`resnet50d_ssld` → timm `resnet50d`).
+
+Each is a thin timm entrypoint generated from the catalogue: it builds the stock architecture with the catalogue's
+`model_args`, and the zoo's pretrained cfg (preprocessing, classes, verified weights) instead of timm's.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from timm.models import get_pretrained_cfg, is_model, model_entrypoint
+
+from .. import registry
+from ._zoo import register_zoo_model, zoo_default_cfgs
+
+_ARCH_FACTS = ("first_conv", "classifier", "pool_size", "min_input_size", "fixed_input_size")
+
+
+def _arch_facts(architecture: str) -> dict[str, Any]:
+    cfg = get_pretrained_cfg(architecture)
+    return {k: getattr(cfg, k) for k in _ARCH_FACTS if cfg is not None and getattr(cfg, k) is not None}
+
+
+def _make_entrypoint(entry: registry.ModelEntry) -> Any:
+    def entrypoint(pretrained: bool = False, **kwargs: Any) -> Any:
+        return model_entrypoint(entry.architecture)(pretrained=pretrained, **{**entry.model_args, **kwargs})
+
+    entrypoint.__name__ = entrypoint.__qualname__ = entry.name
+    entrypoint.__module__ = __name__
+    entrypoint.__doc__ = f"{entry.data.get('paddle_name') or entry.name} SSLD weights on timm `{entry.architecture}`."
+    return entrypoint
+
+
+_STOCK = [e for e in registry.iter_models() if e.is_stock_architecture and not is_model(e.name)]
+default_cfgs = zoo_default_cfgs({e.name: _arch_facts(e.architecture) for e in _STOCK})
+for _entry in _STOCK:
+    register_zoo_model(_make_entrypoint(_entry))

@@ -1,0 +1,49 @@
+"""How zoo models plug into timm: pretrained cfgs built from the catalogue, and entrypoints that load verified weights.
+
+Every zoo name is a timm entrypoint wrapped by `register_zoo_model`. The wrapper resolves the name's pretrained cfg
+(tag and overlay included) and, for `pretrained=True` without an explicit weight file, fetches the catalogue's weights
+through `ssld_zoo.weights` (sha256-checked) before timm builds and loads the model.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from typing import Any, Callable
+
+from timm.models import generate_default_cfgs, register_model
+from timm.models._builder import resolve_pretrained_cfg
+
+from .. import registry
+from ..weights import load_catalogue_weights, pretrained_cfg_for
+
+ModelFn = Callable[..., Any]
+
+
+def zoo_default_cfgs(arch_facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """timm `default_cfgs` for zoo names: each catalogue weight (default first) plus the family's architecture facts
+    (`first_conv`, `classifier`, `pool_size`, ...)."""
+    cfgs: dict[str, dict[str, Any]] = {}
+    for name, facts in arch_facts.items():
+        entry = registry.get_model_entry(name)
+        tags = sorted(entry.weights, key=lambda t: t != entry.default_weight)
+        for tag in tags:
+            cfgs[f"{name}.{tag}"] = {**facts, **pretrained_cfg_for(entry.weights[tag])}
+    return generate_default_cfgs(cfgs)
+
+
+def register_zoo_model(fn: ModelFn) -> ModelFn:
+    """`timm.models.register_model` for zoo names, adding catalogue-verified weight loading."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def entrypoint(pretrained: bool = False, **kwargs: Any) -> Any:
+        cfg = resolve_pretrained_cfg(name, pretrained_cfg=kwargs.pop("pretrained_cfg", None),
+                                     pretrained_cfg_overlay=kwargs.pop("pretrained_cfg_overlay", None))
+        if not pretrained or cfg.file or cfg.state_dict:
+            return fn(pretrained=pretrained, pretrained_cfg=cfg, **kwargs)
+        weight = registry.get_model_entry(name).weight(cfg.tag)
+        return load_catalogue_weights(
+            weight, lambda path: fn(pretrained=True, pretrained_cfg=replace(cfg, file=str(path)), **kwargs),
+            cache_dir=kwargs.get("cache_dir"))
+
+    return register_model(entrypoint)

@@ -1,0 +1,256 @@
+"""Read-only view of the catalogue: the models, their weights and metadata. Imports neither torch nor timm.
+
+The catalogue (`ssld_zoo/catalogue.json`) is the single source of truth for every model and weight. More catalogue
+files can be layered on top (a private mirror, a team's own students) with `add_catalogue()` or the
+`SSLD_ZOO_CATALOGUE` environment variable (paths separated by `os.pathsep`).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import fnmatch
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import CatalogueError, UnknownModelError
+
+BUILTIN_CATALOGUE = Path(__file__).with_name("catalogue.json")
+SCHEMA_VERSION = 1
+WEIGHT_STATUSES = ("published", "unpublished")
+_NAME = re.compile(r"^[a-z0-9_]+$")
+_TAG = re.compile(r"^[a-z0-9_]+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file on the Hugging Face Hub, pinned by commit and content hash."""
+
+    repo_id: str
+    filename: str
+    revision: str | None
+    sha256: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class WeightEntry:
+    """One set of weights (`name.tag`) with where it lives and how it was made."""
+
+    model: str
+    tag: str
+    status: str
+    hub: HubFile
+    file: Path | None
+    origin_url: str | None
+    origin_sha256: str | None
+    preprocessing: dict[str, Any]
+    num_classes: int
+    data: dict[str, Any]
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.model}.{self.tag}"
+
+    @property
+    def available(self) -> bool:
+        """True when the weights can be loaded: a pinned Hub file, or a shipped local file that exists."""
+        if self.file is not None and self.file.is_file():
+            return True
+        return self.status == "published" and self.hub.revision is not None and self.hub.sha256 is not None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model: its architecture and its weights."""
+
+    name: str
+    architecture: str
+    model_args: dict[str, Any]
+    num_classes: int
+    default_weight: str
+    weights: dict[str, WeightEntry]
+    data: dict[str, Any]
+
+    @property
+    def is_stock_architecture(self) -> bool:
+        """True when `architecture` is a timm model rather than one of ssld_zoo's own."""
+        return self.architecture != self.name
+
+    def weight(self, tag: str | None = None) -> WeightEntry:
+        tag = tag or self.default_weight
+        if tag not in self.weights:
+            raise UnknownModelError(
+                f"Model '{self.name}' has no weights tagged '{tag}'. Known tags: {', '.join(sorted(self.weights))}.")
+        return self.weights[tag]
+
+
+_extra_catalogues: list[Path] = []
+
+
+def add_catalogue(path: str | os.PathLike) -> None:
+    """Layer another catalogue JSON file on top of the built-in one (its entries win on name clashes)."""
+    path = Path(path).resolve()
+    _load_file(path)  # fail early on a bad file
+    if path not in _extra_catalogues:
+        _extra_catalogues.append(path)
+    _entries_for.cache_clear()
+
+
+def catalogue_paths() -> list[Path]:
+    """The catalogue files in force, lowest priority first."""
+    env = [Path(p).resolve() for p in os.environ.get("SSLD_ZOO_CATALOGUE", "").split(os.pathsep) if p]
+    return [BUILTIN_CATALOGUE, *env, *_extra_catalogues]
+
+
+def _load_file(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogueError(f"Catalogue file {path} does not exist (check SSLD_ZOO_CATALOGUE).") from None
+    except json.JSONDecodeError as e:
+        raise CatalogueError(f"Catalogue file {path} is not valid JSON: {e}.") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or not isinstance(doc.get("models"), dict):
+        raise CatalogueError(f"Catalogue file {path} must be a JSON object with schema_version {SCHEMA_VERSION} "
+                             "and a 'models' object.")
+    return doc
+
+
+@lru_cache(maxsize=1)
+def _entries_for(paths: tuple[Path, ...]) -> dict[str, ModelEntry]:
+    entries: dict[str, ModelEntry] = {}
+    for path in paths:
+        for name, data in _load_file(path)["models"].items():
+            validate_model(name, data)
+            entries[name] = _parse_model(name, data, path.parent)
+    return entries
+
+
+def _entries() -> dict[str, ModelEntry]:
+    return _entries_for(tuple(catalogue_paths()))
+
+
+def _parse_model(name: str, data: dict[str, Any], base: Path) -> ModelEntry:
+    weights = {}
+    for tag, w in data["weights"].items():
+        hub = HubFile(**w["hub"])
+        weights[tag] = WeightEntry(
+            model=name, tag=tag, status=w["status"], hub=hub,
+            file=(base / w["file"]).resolve() if w.get("file") else None,
+            origin_url=w["origin"]["url"] if w.get("origin") else None,
+            origin_sha256=w["origin"].get("sha256") if w.get("origin") else None,
+            preprocessing=w["preprocessing"], num_classes=data["num_classes"], data=w)
+    return ModelEntry(name=name, architecture=data["architecture"], model_args=data.get("model_args", {}),
+                      num_classes=data["num_classes"], default_weight=data["default_weight"], weights=weights,
+                      data=data)
+
+
+def _require(cond: bool, where: str, what: str) -> None:
+    if not cond:
+        raise CatalogueError(f"Catalogue entry {where}: {what}.")
+
+
+def _check_fields(obj: Any, where: str, fields: dict[str, type | tuple[type, ...]]) -> None:
+    _require(isinstance(obj, dict), where, "must be an object")
+    for key, types in fields.items():
+        _require(key in obj, where, f"missing field '{key}'")
+        _require(isinstance(obj[key], types), where, f"field '{key}' has type {type(obj[key]).__name__}")
+
+
+def validate_model(name: str, data: dict[str, Any]) -> None:
+    """Check one catalogue entry against the schema; raise `CatalogueError` naming the first problem."""
+    _require(bool(_NAME.match(name)), name, "names use lower-case letters, digits and '_'")
+    _check_fields(data, name, {"architecture": str, "model_args": dict, "paddle_name": (str, type(None)),
+                               "family": str, "num_classes": int, "num_params": (int, type(None)),
+                               "gmacs": (float, int, type(None)), "default_weight": str, "weights": dict})
+    _require(data["default_weight"] in data["weights"], name, f"default_weight '{data['default_weight']}' is not a tag")
+    for tag, w in data["weights"].items():
+        where = f"{name}.{tag}"
+        _require(bool(_TAG.match(tag)), where, "tags use lower-case letters, digits and '_'")
+        _check_fields(w, where, {"status": str, "hub": dict, "file": (str, type(None)), "origin": (dict, type(None)),
+                                 "preprocessing": dict, "metrics": dict, "teacher": (str, type(None)),
+                                 "training_data": str, "recipe": (str, type(None)), "license": str,
+                                 "notes": (str, type(None))})
+        _require(w["status"] in WEIGHT_STATUSES, where, f"status must be one of {WEIGHT_STATUSES}")
+        hub = w["hub"]
+        _check_fields(hub, where + ".hub", {"repo_id": str, "filename": str, "revision": (str, type(None)),
+                                            "sha256": (str, type(None)), "size": (int, type(None))})
+        _require(bool(_REPO_ID.match(hub["repo_id"])), where, f"hub.repo_id '{hub['repo_id']}' is not 'org/name'")
+        _require(hub["filename"].endswith(".safetensors"), where, "Hub weights must be a .safetensors file")
+        if hub["sha256"] is not None:
+            _require(bool(_SHA256.match(hub["sha256"])), where, "hub.sha256 must be 64 lower-case hex digits")
+        if hub["revision"] is not None:
+            _require(bool(_COMMIT.match(hub["revision"])), where, "hub.revision must be a 40-hex commit id (pinned)")
+        if w["status"] == "published":
+            _require(hub["revision"] is not None and hub["sha256"] is not None and hub["size"] is not None, where,
+                     "published weights need hub.revision, hub.sha256 and hub.size")
+        if w["file"] is not None:
+            _require(w["file"].endswith(".safetensors"), where, "'file' must be a .safetensors file")
+            _require(hub["sha256"] is not None, where, "a local 'file' needs hub.sha256 to be verified")
+        if w["origin"] is not None:
+            _check_fields(w["origin"], where + ".origin", {"url": str, "format": str, "sha256": (str, type(None))})
+        pre = w["preprocessing"]
+        _check_fields(pre, where + ".preprocessing", {"input_size": list, "crop_pct": (float, int),
+                                                      "interpolation": str, "mean": list, "std": list})
+        _require(len(pre["input_size"]) == 3 and len(pre["mean"]) == pre["input_size"][0] == len(pre["std"]), where,
+                 "preprocessing input_size is [C, H, W] and mean/std have C values")
+        _require(0 < pre["crop_pct"] <= 1 and pre["interpolation"] in ("bilinear", "bicubic", "nearest"), where,
+                 "crop_pct is in (0, 1] and interpolation one of bilinear/bicubic/nearest")
+        metrics = w["metrics"]
+        _check_fields(metrics, where + ".metrics", {"paddle_reported": (dict, type(None)), "measured": (dict, type(None))})
+        for kind, m in metrics.items():
+            if m is not None:
+                _check_fields(m, f"{where}.metrics.{kind}", {"dataset": str, "top1": (float, int),
+                                                              "top5": (float, int, type(None)), "input_size": int,
+                                                              "crop_pct": (float, int), "interpolation": str})
+
+
+def _get(name: str) -> tuple[ModelEntry, str | None]:
+    base, _, tag = name.partition(".")
+    entries = _entries()
+    if base not in entries:
+        close = difflib.get_close_matches(base, list(entries), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UnknownModelError(f"Unknown model '{base}'.{hint} `ssld-zoo list` shows every model.")
+    return entries[base], tag or None
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """The catalogue entry for `name` (a `name.tag` form is accepted and the tag checked)."""
+    entry, tag = _get(name)
+    if tag:
+        entry.weight(tag)
+    return entry
+
+
+def get_weight_entry(name: str) -> WeightEntry:
+    """The weights for `name` or `name.tag` (the model's default weights when no tag is given)."""
+    entry, tag = _get(name)
+    return entry.weight(tag)
+
+
+def iter_models() -> Iterator[ModelEntry]:
+    return iter(_entries().values())
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Model names matching the fnmatch `pattern`; `pretrained=True` keeps only models whose weights can be loaded."""
+    return sorted(e.name for e in iter_models()
+                  if fnmatch.fnmatch(e.name, pattern) and (not pretrained or e.weight().available))
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """The catalogue entry for `name` as a JSON-serialisable dict (a copy; `name` and `available` added)."""
+    entry = get_model_entry(name)
+    info = copy.deepcopy(entry.data)
+    info["name"] = entry.name
+    for tag, w in info["weights"].items():
+        w["available"] = entry.weights[tag].available
+    return info
