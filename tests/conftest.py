@@ -1,0 +1,86 @@
+"""Shared fixtures: an isolated HF_HOME, a loopback Hub, and a small extra catalogue for end-to-end tests."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from hubserver import FakeHub  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# One loopback Hub for the session: huggingface_hub reads HF_ENDPOINT when it is first imported (0.3x even copies
+# the URL template into other modules), so the endpoint is set here, before any test imports the client.
+HUB = FakeHub()
+os.environ["HF_ENDPOINT"] = HUB.endpoint
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+
+@pytest.fixture
+def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """HF_HOME in a temp folder, offline mode off; `huggingface_hub.constants` (read at import) follow."""
+    from huggingface_hub import constants
+    home = tmp_path / "hf_home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return home
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter (the environment as a user sets it before starting Python)."""
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), str(REPO_ROOT),
+                                                             os.environ.get("PYTHONPATH", "")]), **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
+
+
+@pytest.fixture
+def fake_hub(hf_env: Path) -> Iterator[FakeHub]:
+    """The loopback Hub, empty and running (`HF_ENDPOINT` points at it)."""
+    from huggingface_hub import constants
+    assert constants.ENDPOINT == HUB.endpoint, "huggingface_hub was imported before conftest set HF_ENDPOINT"
+    HUB.reset()
+    HUB.start()
+    yield HUB
+    HUB.start()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def extra_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Write a catalogue with one tiny model (`tiny_resnet_ssld`, timm `test_resnet`) and layer it on top."""
+    from ssld_zoo import registry
+    builtin = json.loads(registry.BUILTIN_CATALOGUE.read_text())
+    template = builtin["models"]["resnet50d_ssld"]
+
+    def make(**hub: Any) -> Path:
+        weight = json.loads(json.dumps(template["weights"]["ssld_in1k"]))
+        weight["hub"].update(hub)
+        weight["status"] = "published" if hub.get("revision") else "unpublished"
+        weight["preprocessing"]["input_size"] = [3, 160, 160]
+        entry = dict(template, architecture="test_resnet", paddle_name=None, family="test", num_params=469688,
+                     gmacs=None, default_weight="ssld_in1k", weights={"ssld_in1k": weight})
+        path = tmp_path / "extra_catalogue.json"
+        path.write_text(json.dumps({"schema_version": 1, "models": {"tiny_resnet_ssld": entry}}))
+        monkeypatch.setenv("SSLD_ZOO_CATALOGUE", str(path))
+        registry._entries_for.cache_clear()
+        return path
+
+    yield make
+    monkeypatch.delenv("SSLD_ZOO_CATALOGUE", raising=False)
+    registry._entries_for.cache_clear()

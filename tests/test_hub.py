@@ -1,0 +1,167 @@
+"""The verified download path against a real loopback Hub, through the real huggingface_hub client (no torch)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+from conftest import run_python, sha256
+
+from ssld_zoo import hub as zoo_hub
+from ssld_zoo.errors import IntegrityError, WeightsUnavailableError
+from ssld_zoo.registry import HubFile
+
+REPO = "ssld-zoo/tiny.ssld_in1k"
+V1, V2 = b"weights v1 " * 1000, b"weights v2 " * 1500
+
+
+def pinned(commit: str, data: bytes = V1, filename: str = "model.safetensors") -> HubFile:
+    return HubFile(REPO, filename, commit, sha256(data), len(data))
+
+
+def read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def test_first_download_follows_lfs_redirect_and_verifies(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1, "config.json": b"{}"})
+    assert zoo_hub.fetch_verified(pinned(commit), read) == V1
+    assert f"/{REPO}/resolve/{commit}/model.safetensors" in fake_hub.requests("HEAD")
+    assert any(p.startswith("cdn:/blobs/") for p in fake_hub.requests("GET"))
+    cached = zoo_hub.hub_download(pinned(commit))
+    assert zoo_hub.lfs_sha256(cached) == sha256(V1)  # the blob is named by the sha256 the Hub published
+
+
+def test_small_non_lfs_file_is_served_directly(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1, "config.json": b'{"a": 1}'})
+    path = zoo_hub.hub_download(HubFile(REPO, "config.json", commit, None, None))
+    assert path.read_bytes() == b'{"a": 1}'
+    assert zoo_hub.lfs_sha256(path) is None  # a git-sha1 etag is not a sha256
+
+
+def fetch_in_subprocess(hub_file: HubFile, offline: bool) -> str:
+    """`fetch_verified` in a fresh interpreter (HF_HUB_OFFLINE is read when huggingface_hub is imported)."""
+    code = f"""
+from ssld_zoo import hub
+from ssld_zoo.registry import HubFile
+from ssld_zoo.errors import SsldZooError
+try:
+    print("OK", len(hub.fetch_verified(HubFile(*{dataclasses.astuple(hub_file)!r}), lambda p: p.read_bytes(), model="tiny_ssld")))
+except SsldZooError as e:
+    print(type(e).__name__, e)
+"""
+    result = run_python(code, HF_HUB_OFFLINE="1" if offline else "0")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_cache_hit_needs_no_server(fake_hub, offline):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+    zoo_hub.fetch_verified(pinned(commit), read)
+    fake_hub.stop()
+    assert fetch_in_subprocess(pinned(commit), offline) == f"OK {len(V1)}"
+
+
+def test_corrupted_cached_blob_is_detected_and_repaired(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+    path = zoo_hub.hub_download(pinned(commit))
+    Path(os.path.realpath(path)).write_bytes(b"X" * len(V1))  # same size, wrong content
+    gets = len(fake_hub.requests("GET"))
+    assert zoo_hub.fetch_verified(pinned(commit), read) == V1
+    assert len(fake_hub.requests("GET")) > gets
+    assert zoo_hub.file_sha256(path) == sha256(V1)
+
+
+def test_truncated_cached_blob_is_repaired(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+    path = zoo_hub.hub_download(pinned(commit))
+    Path(os.path.realpath(path)).write_bytes(V1[:100])
+    assert zoo_hub.fetch_verified(pinned(commit), read) == V1
+
+
+def test_failure_inside_use_on_a_corrupt_file_triggers_repair(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+    path = zoo_hub.hub_download(pinned(commit))
+    Path(os.path.realpath(path)).write_bytes(b"Y" * len(V1))
+
+    def strict_read(p: Path) -> bytes:
+        data = p.read_bytes()
+        if data != V1:
+            raise ValueError("unparseable")
+        return data
+
+    assert zoo_hub.fetch_verified(pinned(commit), strict_read) == V1
+
+
+def test_failure_inside_use_on_an_intact_file_is_reraised(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+
+    def broken(p: Path) -> bytes:
+        raise RuntimeError("model code bug")
+
+    with pytest.raises(RuntimeError, match="model code bug"):
+        zoo_hub.fetch_verified(pinned(commit), broken)
+
+
+def test_corrupt_cache_while_offline_is_a_clear_error(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+    path = zoo_hub.hub_download(pinned(commit))
+    Path(os.path.realpath(path)).write_bytes(b"Z" * len(V1))
+    out = fetch_in_subprocess(pinned(commit), offline=True)
+    assert out.startswith("IntegrityError") and "HF_HUB_OFFLINE" in out and "corrupt" in out
+
+
+def test_wrong_pinned_sha256_names_everything(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+    wrong = HubFile(REPO, "model.safetensors", commit, "0" * 64, len(V1))
+    with pytest.raises(IntegrityError) as err:
+        zoo_hub.fetch_verified(wrong, read)
+    message = str(err.value)
+    for part in (REPO, "model.safetensors", commit, "0" * 64, sha256(V1)):
+        assert part in message
+    assert len(fake_hub.requests("GET")) == 2  # downloaded once, then once more, then gave up
+
+
+def test_missing_file_repo_and_revision_are_clear_errors(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+    with pytest.raises(WeightsUnavailableError, match="has no file 'other.safetensors'"):
+        zoo_hub.fetch_verified(HubFile(REPO, "other.safetensors", commit, None, None), read)
+    with pytest.raises(WeightsUnavailableError, match="Repo 'ssld-zoo/nope' was not found"):
+        zoo_hub.fetch_verified(HubFile("ssld-zoo/nope", "model.safetensors", commit, None, None), read)
+    with pytest.raises(WeightsUnavailableError, match=f"Revision '{'a' * 40}' does not exist in repo '{REPO}'"):
+        zoo_hub.fetch_verified(pinned("a" * 40), read)
+
+
+def test_offline_with_empty_cache_says_how_to_predownload(fake_hub):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+    message = fetch_in_subprocess(pinned(commit), offline=True)
+    assert message.startswith("OfflineError")
+    assert "HF_HUB_OFFLINE is set" in message
+    assert "ssld-zoo download tiny_ssld --to DIR" in message
+    assert "pretrained='DIR/tiny_ssld'" in message
+
+
+def test_pinned_revision_survives_new_uploads(fake_hub, hf_env):
+    first = fake_hub.publish(REPO, {"model.safetensors": V1})
+    second = fake_hub.publish(REPO, {"model.safetensors": V2})
+    assert first != second
+    assert zoo_hub.fetch_verified(pinned(first, V1), read) == V1
+    assert zoo_hub.fetch_verified(pinned(second, V2), read) == V2
+    assert zoo_hub.fetch_verified(HubFile(REPO, "model.safetensors", None, None, None), read) == V2  # main moved
+
+
+def test_pinned_revision_removed_upstream_is_a_clear_error(fake_hub, tmp_path):
+    first = fake_hub.publish(REPO, {"model.safetensors": V1})
+    fake_hub.publish(REPO, {"model.safetensors": V2})
+    fake_hub.forget(REPO, first)
+    with pytest.raises(WeightsUnavailableError, match=f"Revision '{first}' does not exist"):
+        zoo_hub.fetch_verified(pinned(first, V1), read, cache_dir=tmp_path / "fresh_cache")
+
+
+def test_cache_dir_argument_is_honoured(fake_hub, tmp_path, hf_env):
+    commit = fake_hub.publish(REPO, {"model.safetensors": V1})
+    path = zoo_hub.hub_download(pinned(commit), cache_dir=tmp_path / "elsewhere")
+    assert str(path).startswith(str(tmp_path / "elsewhere"))
+    assert not (hf_env / "hub").exists()
