@@ -1,0 +1,110 @@
+"""Model cards and the model table, generated from the catalogue (no torch).
+
+`python -m ssld_zoo.cards` rewrites the README's model table and `weights/<name>.<tag>/README.md`;
+a test fails when the checked-in copies are stale.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from .registry import ModelEntry, WeightEntry, iter_models
+
+CITATION = """@article{cui2021beyond,
+  title   = {Beyond Self-Supervision: A Simple Yet Effective Network Distillation Alternative to Improve Backbones},
+  author  = {Cui, Cheng and Guo, Ruoyu and Du, Yuning and He, Dongliang and Li, Fu and Wu, Zewu and Liu, Qiwen and
+             Wen, Shilei and Huang, Jizhou and Hu, Xiaoguang and Yu, Dianhai and Ding, Errui and Ma, Yanjun},
+  journal = {arXiv preprint arXiv:2103.05959},
+  year    = {2021}
+}"""
+TABLE_START, TABLE_END = "<!-- model-table:start -->", "<!-- model-table:end -->"
+
+
+def _fmt(value: object, spec: str = "") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _top1(weight: WeightEntry, kind: str) -> str:
+    metrics = weight.data["metrics"][kind]
+    return _fmt(metrics and metrics["top1"], ".2f")
+
+
+def model_table() -> str:
+    """Markdown table of every model and weight in the catalogue."""
+    rows = ["| model | weights | architecture | params (M) | GMACs | top-1 Paddle | top-1 measured | status |",
+            "|---|---|---|---|---|---|---|---|"]
+    for entry in iter_models():
+        for tag, weight in entry.weights.items():
+            params = entry.data["num_params"]
+            rows.append(f"| `{entry.name}` | `{tag}`{' (default)' if tag == entry.default_weight else ''} | "
+                        f"`{entry.architecture}` | {_fmt(params and params / 1e6, '.2f')} | "
+                        f"{_fmt(entry.data['gmacs'], '.2f')} | {_top1(weight, 'paddle_reported')} | "
+                        f"{_top1(weight, 'measured')} | {'available' if weight.available else weight.status} |")
+    return "\n".join(rows)
+
+
+def model_card(entry: ModelEntry, weight: WeightEntry) -> str:
+    """A Hugging Face model card (YAML front matter + Markdown) for one weight."""
+    pre, reported = weight.preprocessing, weight.data["metrics"]["paddle_reported"]
+    measured = weight.data["metrics"]["measured"]
+    lines = ["---", f"license: {weight.data['license']}", "library_name: timm",
+             "tags:", "- image-classification", "- timm", "- ssld_zoo", "- knowledge-distillation",
+             "datasets:", "- imagenet-1k", "pipeline_tag: image-classification", "---", "",
+             f"# {weight.full_name}", "",
+             f"{entry.data.get('paddle_name') or entry.name} distilled with SSLD (arXiv 2103.05959): the student learned "
+             "from the teacher's predictions only, without labels in the loss.", "",
+             "## Model details", "",
+             f"- **Architecture:** timm `{entry.architecture}`" + ("" if entry.is_stock_architecture
+                                                                 else " (registered by `ssld_zoo`)"),
+             f"- **Params (M):** {_fmt(entry.data['num_params'] and entry.data['num_params'] / 1e6, '.2f')}; "
+             f"**GMACs:** {_fmt(entry.data['gmacs'], '.2f')} at {pre['input_size'][1]}x{pre['input_size'][2]}",
+             f"- **Teacher:** {weight.data['teacher'] or 'not documented by PaddleClas'}",
+             f"- **Training data:** {weight.data['training_data']}",
+             f"- **Origin:** {weight.origin_url or 'trained by ssld_zoo'}",
+             f"- **Recipe:** {weight.data['recipe'] or 'not yet written'}",
+             f"- **Preprocessing:** resize to {pre['input_size'][1]}/{pre['crop_pct']} ({pre['interpolation']}), "
+             f"center crop {pre['input_size'][1]}, mean {pre['mean']}, std {pre['std']}",
+             f"- **Status:** {'available' if weight.available else weight.status}", ""]
+    if weight.data.get("notes"):
+        lines += [f"> {weight.data['notes']}", ""]
+    lines += ["## Metrics", "", "| source | dataset | top-1 | top-5 | resolution | crop_pct | interpolation |",
+              "|---|---|---|---|---|---|---|"]
+    for label, m in (("PaddleClas (reported)", reported), ("ssld_zoo (measured)", measured)):
+        if m:
+            lines.append(f"| {label} | {m['dataset']} | {m['top1']} | {_fmt(m['top5'])} | {m['input_size']} | "
+                         f"{m['crop_pct']} | {m['interpolation']} |")
+        else:
+            lines.append(f"| {label} | – | – | – | – | – | – |")
+    lines += ["", "## Usage", "", "```python", "import ssld_zoo",
+              f"model = ssld_zoo.create(\"{weight.full_name}\", pretrained=True).eval()",
+              f"transform = ssld_zoo.get_transform(\"{weight.full_name}\")", "```", "",
+              "## Citation", "", "```bibtex", CITATION, "```", ""]
+    return "\n".join(lines)
+
+
+def weights_cards(root: Path) -> dict[Path, str]:
+    """The card of every catalogue weight, keyed by its path under `root` (the checkout's `weights/`)."""
+    return {root / weight.full_name / "README.md": model_card(entry, weight)
+            for entry in iter_models() for weight in entry.weights.values()}
+
+
+def readme_with_table(readme: str) -> str:
+    """`readme` with the text between the model-table markers replaced by the current table."""
+    pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
+    if not pattern.search(readme):
+        raise ValueError(f"README has no {TABLE_START} ... {TABLE_END} markers")
+    return pattern.sub(lambda _: f"{TABLE_START}\n{model_table()}\n{TABLE_END}", readme)
+
+
+def main(checkout: Path = Path(__file__).resolve().parents[1]) -> None:
+    readme = checkout / "README.md"
+    readme.write_text(readme_with_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    for path, text in weights_cards(checkout / "weights").items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    print(f"updated {readme} and {len(weights_cards(checkout / 'weights'))} cards", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
