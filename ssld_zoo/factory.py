@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import timm
 import torch
 
-from . import models as _models  # noqa: F401  (registers the zoo names with timm)
+from .models._stock import register_catalogue_models
 from .registry import get_model_entry, get_weight_entry
 from .weights import load_weights
 
@@ -29,6 +29,7 @@ def create(name: str, pretrained: bool | str | os.PathLike = False, *, num_class
         **kwargs: passed to `timm.create_model` (e.g. `drop_rate`, `in_chans`, `output_stride`).
     """
     get_model_entry(name)  # unknown names and tags fail here, with suggestions
+    register_catalogue_models()  # entries from catalogues added after import
     options: dict[str, Any] = dict(kwargs, num_classes=num_classes, cache_dir=cache_dir)
     if features_only:
         options.update(features_only=True, out_indices=tuple(out_indices) if out_indices is not None else None)

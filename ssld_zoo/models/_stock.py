@@ -30,7 +30,14 @@ def _make_entrypoint(entry: registry.ModelEntry) -> Any:
     return entrypoint
 
 
-_STOCK = [e for e in registry.iter_models() if e.is_stock_architecture and not is_model(e.name)]
-default_cfgs = zoo_default_cfgs({e.name: _arch_facts(e.architecture) for e in _STOCK})
-for _entry in _STOCK:
-    register_zoo_model(_make_entrypoint(_entry))
+def register_catalogue_models() -> None:
+    """Register every stock-architecture catalogue entry that timm does not know yet (safe to call again, e.g. after
+    `ssld_zoo.add_catalogue`)."""
+    new = [e for e in registry.iter_models() if e.is_stock_architecture and not is_model(e.name)]
+    default_cfgs.update(zoo_default_cfgs({e.name: _arch_facts(e.architecture) for e in new}))
+    for entry in new:
+        register_zoo_model(_make_entrypoint(entry))
+
+
+default_cfgs: dict[str, Any] = {}
+register_catalogue_models()

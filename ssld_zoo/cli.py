@@ -1,0 +1,127 @@
+"""The `ssld-zoo` command line. Argument parsing and printing only; each command calls one public function.
+
+`list` and `info` never import torch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SsldZooError
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    from .registry import get_model_entry, list_models
+    names = list_models(args.pattern, pretrained=args.pretrained)
+    if not names:
+        print(f"no models match '{args.pattern}'" + (" with loadable weights" if args.pretrained else ""),
+              file=sys.stderr)
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        entry = get_model_entry(name)
+        weight = entry.weight()
+        reported = weight.data["metrics"]["paddle_reported"]
+        top1 = f"{reported['top1']:.2f}" if reported else "  –  "
+        status = "available" if weight.available else weight.status
+        print(f"{name:<{width}}  {entry.architecture:<26} top-1 {top1}  {len(entry.weights)} weight(s)  {status}")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from .registry import model_info
+    info = model_info(args.name)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    print(f"{info['name']}  (PaddleClas {info['paddle_name']}, timm architecture `{info['architecture']}`)")
+    print(f"  params {info['num_params'] / 1e6:.2f} M, {info['gmacs']} GMACs, {info['num_classes']} classes")
+    for tag, w in info["weights"].items():
+        pre, rep = w["preprocessing"], w["metrics"]["paddle_reported"]
+        default = " (default)" if tag == info["default_weight"] else ""
+        print(f"  weights {info['name']}.{tag}{default}: {'available' if w['available'] else w['status']}")
+        if rep:
+            print(f"    PaddleClas top-1 {rep['top1']} / top-5 {rep['top5']} at {rep['input_size']} px")
+        print(f"    preprocessing: {pre['input_size'][1]} px, crop_pct {pre['crop_pct']}, {pre['interpolation']}")
+        print(f"    teacher: {w['teacher'] or 'not documented'}; hub: {w['hub']['repo_id']}@{w['hub']['revision']}")
+        print(f"    origin: {w['origin']['url'] if w['origin'] else '-'}")
+
+
+def _cmd_download(args: argparse.Namespace) -> None:
+    from .hub_layout import download_folder
+    for name in args.names:
+        folder = download_folder(name, args.to, cache_dir=args.cache_dir)
+        print(f"{name}: {folder}  (load with ssld_zoo.create('{name}', pretrained='{folder}'))")
+
+
+def _read_image(path: str):  # type: ignore[no-untyped-def]
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise SsldZooError(f"image '{path}' does not exist") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise SsldZooError(f"cannot read image '{path}': {e}") from None
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    import torch
+    from timm.data import ImageNetInfo
+    from . import create, get_transform
+    images = [_read_image(p) for p in args.images]
+    model = create(args.name, pretrained=args.weights or True, cache_dir=args.cache_dir).eval()
+    transform = get_transform(model)
+    info = ImageNetInfo() if model.num_classes == 1000 else None
+    with torch.inference_mode():
+        probs = model(torch.stack([transform(im) for im in images])).softmax(-1)
+    for path, p in zip(args.images, probs):
+        print(path)
+        values, indices = p.topk(min(args.top, p.numel()))
+        for value, index in zip(values.tolist(), indices.tolist()):
+            label = info.index_to_description(index) if info else f"class {index}"
+            print(f"  {value:6.2%}  {label}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssld-zoo", description="SSLD-distilled backbones for PyTorch/timm.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list models")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'mobilenet*'")
+    p.add_argument("--pretrained", action="store_true", help="only models whose weights can be loaded now")
+    p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("info", help="show one model's catalogue entry")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print the whole entry as JSON")
+    p.set_defaults(func=_cmd_info)
+    p = sub.add_parser("download", help="fetch weights into Hub-layout folders (for air-gapped machines)")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--to", required=True, type=Path, help="destination folder")
+    p.add_argument("--cache-dir", help="Hub cache folder (default: HF_HUB_CACHE)")
+    p.set_defaults(func=_cmd_download)
+    p = sub.add_parser("predict", help="top-k ImageNet classes for images")
+    p.add_argument("name")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--weights", help="a .safetensors file, Hub-layout folder or hf-hub:org/name (default: catalogue)")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--cache-dir", help="Hub cache folder (default: HF_HUB_CACHE)")
+    p.set_defaults(func=_cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SsldZooError as e:
+        print(f"ssld-zoo: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `ssld-zoo list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
