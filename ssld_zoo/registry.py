@@ -216,7 +216,9 @@ def _get(name: str) -> tuple[ModelEntry, str | None]:
     base, _, tag = name.partition(".")
     entries = _entries()
     if base not in entries:
-        close = difflib.get_close_matches(base, list(entries), n=3, cutoff=0.5)
+        stem = base.removesuffix("_ssld")
+        same_stem = sorted(n for n in entries if n.startswith(stem))
+        close = list(dict.fromkeys(same_stem + difflib.get_close_matches(base, list(entries), n=3, cutoff=0.5)))[:3]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UnknownModelError(f"Unknown model '{base}'.{hint} `ssld-zoo list` shows every model.")
     return entries[base], tag or None

@@ -1,0 +1,74 @@
+"""The `ssld-zoo` command: each subcommand works, and wrong input gives one clear line and a non-zero exit."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from ssld_zoo.cli import main
+from test_create import TINY, published_tiny, tiny_weights  # noqa: F401  (fixtures)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_and_pattern(capsys):
+    code, out, _ = run(capsys, "list", "mobilenetv3_*")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == ["mobilenetv3_large_ssld", "mobilenetv3_small_035_ssld",
+                                                              "mobilenetv3_small_ssld"]
+    assert "top-1 78.96" in out
+
+
+def test_list_pretrained_only_lists_loadable_weights(capsys):
+    code, out, err = run(capsys, "list", "resnet*", "--pretrained")
+    assert code == 0 and out == "" and "with loadable weights" in err
+
+
+def test_info_text_and_json(capsys):
+    code, out, _ = run(capsys, "info", "resnet50d_ssld")
+    assert code == 0 and "resnet50d_ssld.fix_ssld_v2_in1k" in out and "ResNeXt101_32x16d_wsl" in out
+    code, out, _ = run(capsys, "info", "resnet50d_ssld", "--json")
+    assert json.loads(out)["architecture"] == "resnet50d"
+
+
+def test_unknown_name_is_one_line_without_traceback():
+    result = subprocess.run([sys.executable, "-m", "ssld_zoo", "info", "mobilenetv3_ssld"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "Did you mean: mobilenetv3_large_ssld" in result.stderr
+
+
+def test_download_of_unpublished_weights_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "download", "resnet50d_ssld", "--to", str(tmp_path))
+    assert code == 1 and err.startswith("ssld-zoo: error: Weights 'resnet50d_ssld.ssld_in1k' are not published")
+
+
+def test_download_then_predict_offline(capsys, tmp_path, published_tiny, fake_hub):  # noqa: F811
+    code, out, _ = run(capsys, "download", TINY, "--to", str(tmp_path / "dl"))
+    assert code == 0 and f"pretrained='{tmp_path / 'dl' / TINY}'" in out
+    fake_hub.stop()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "red.png")
+    code, out, _ = run(capsys, "predict", TINY, str(tmp_path / "red.png"), "--weights", str(tmp_path / "dl" / TINY))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].endswith("red.png") and len(lines) == 6
+    assert all("%" in line for line in lines[1:])
+    total = sum(float(line.split("%")[0]) for line in lines[1:])
+    assert 0 < total <= 100.01
+
+
+@pytest.mark.parametrize("content, problem", [(None, "does not exist"), (b"not an image", "cannot read image")])
+def test_predict_bad_image_is_one_line(capsys, tmp_path, content, problem):
+    image = tmp_path / "x.jpg"
+    if content is not None:
+        image.write_bytes(content)
+    code, out, err = run(capsys, "predict", "lcnet_050_ssld", str(image))
+    assert code == 1 and out == "" and problem in err and err.count("\n") == 1
