@@ -99,15 +99,14 @@ def _parse_hub_id(spec: str) -> tuple[str, str | None]:
     return repo, revision or None
 
 
-def load_weights(pretrained: bool | str | os.PathLike, weight: WeightEntry,
-                 build: Callable[[Path, dict[str, Any]], T], *, cache_dir: str | os.PathLike | None = None) -> T:
-    """Resolve `pretrained` (see the module docstring) to a verified local file and return `build(path, cfg)`.
+def load_weights(pretrained: str | os.PathLike, weight: WeightEntry, build: Callable[[Path, dict[str, Any]], T], *,
+                 cache_dir: str | os.PathLike | None = None) -> T:
+    """Resolve an explicit `pretrained=` source (a path or `hf-hub:` id, see the module docstring) to a verified local
+    file and return `build(path, cfg)`; `pretrained=True` goes through `load_catalogue_weights` instead.
 
     `cfg` is the pretrained-cfg overlay that belongs to that file (from its `config.json`, else the catalogue's).
     """
     catalogue_cfg = pretrained_cfg_for(weight)
-    if pretrained is True:
-        return load_catalogue_weights(weight, lambda p: build(p, catalogue_cfg), cache_dir=cache_dir)
     if not isinstance(pretrained, (str, os.PathLike)):
         raise InvalidWeightsError(f"pretrained must be False, True, a path or 'hf-hub:org/name', not {pretrained!r}.")
     spec = os.fspath(pretrained)
