@@ -1,0 +1,20 @@
+"""The wheel ships the catalogue and the console script, and leaves tests and the weights folder out."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+from conftest import REPO_ROOT
+
+
+def test_wheel_contents(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                             "-w", str(tmp_path), str(REPO_ROOT)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("ssld_zoo-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "ssld_zoo/catalogue.json" in names and "ssld_zoo/models/mobilenetv3.py" in names
+    assert not any(n.startswith(("tests/", "weights/", "benchmarks/")) for n in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "ssld-zoo = ssld_zoo.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
