@@ -12,13 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import hub
 from .cards import model_card
 from .registry import get_model_entry, get_weight_entry
 from .weights import CONFIG_FILE, WEIGHTS_FILE, load_catalogue_weights, pretrained_cfg_for
 
 
-def timm_config(name: str, sha256: str, size: int) -> dict[str, Any]:
+def timm_config(name: str, sha256: str | None, size: int) -> dict[str, Any]:
     """timm `config.json` for a catalogue weight (`name` or `name.tag`)."""
     entry, weight = get_model_entry(name), get_weight_entry(name)
     cfg = {k: v for k, v in pretrained_cfg_for(weight).items() if v is not None and k != "hf_hub_id"}
@@ -57,10 +56,10 @@ def download_folder(name: str, to: str | os.PathLike, *, cache_dir: str | os.Pat
 
     tmp = load_catalogue_weights(weight, copy, cache_dir=cache_dir)
     try:
-        sha256, size = weight.hub.sha256 or hub.file_sha256(tmp), tmp.stat().st_size
+        size = tmp.stat().st_size  # verified against the catalogue's sha256 and size by load_catalogue_weights
         os.replace(tmp, folder / WEIGHTS_FILE)
     finally:
         tmp.unlink(missing_ok=True)
-    _write_text_atomic(folder / CONFIG_FILE, json.dumps(timm_config(name, sha256, size), indent=2) + "\n")
+    _write_text_atomic(folder / CONFIG_FILE, json.dumps(timm_config(name, weight.hub.sha256, size), indent=2) + "\n")
     _write_text_atomic(folder / "README.md", model_card(entry, weight))
     return folder

@@ -17,7 +17,9 @@ _ARCH_FACTS = ("first_conv", "classifier", "pool_size", "min_input_size", "fixed
 
 def _arch_facts(architecture: str) -> dict[str, Any]:
     cfg = get_pretrained_cfg(architecture)
-    return {k: getattr(cfg, k) for k in _ARCH_FACTS if cfg is not None and getattr(cfg, k) is not None}
+    if cfg is None:
+        return {}
+    return {k: getattr(cfg, k) for k in _ARCH_FACTS if getattr(cfg, k) is not None}
 
 
 def _make_entrypoint(entry: registry.ModelEntry) -> Any:
