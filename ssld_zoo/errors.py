@@ -31,3 +31,15 @@ class IntegrityError(SsldZooError):
 
 class InvalidWeightsError(SsldZooError, ValueError):
     """A `pretrained=` value or weight folder that cannot be used."""
+
+
+class UnsafePickleError(InvalidWeightsError):
+    """A `.pdparams` file that asks the unpickler for anything beyond numpy array reconstruction."""
+
+
+class ConversionError(SsldZooError, ValueError):
+    """PaddleClas weights that do not fit the target architecture (missing, unexpected or mis-shaped keys)."""
+
+
+class PublishError(SsldZooError):
+    """An upload to the Hub that cannot be done: a malformed repo id, missing rights, or an unreachable Hub."""

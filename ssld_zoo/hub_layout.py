@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from .cards import model_card
+from .hub import file_sha256
 from .registry import get_model_entry, get_weight_entry
 from .weights import CONFIG_FILE, WEIGHTS_FILE, load_catalogue_weights, pretrained_cfg_for
 
 
-def timm_config(name: str, sha256: str | None, size: int) -> dict[str, Any]:
-    """timm `config.json` for a catalogue weight (`name` or `name.tag`)."""
+def timm_config(name: str, sha256: str, size: int, origin_sha256: str | None = None) -> dict[str, Any]:
+    """timm `config.json` for a catalogue weight (`name` or `name.tag`), pinning its weight file's sha256 and size
+    (and, for converted weights, the sha256 of the PaddleClas file they came from)."""
     entry, weight = get_model_entry(name), get_weight_entry(name)
     cfg = {k: v for k, v in pretrained_cfg_for(weight).items() if v is not None and k != "hf_hub_id"}
     cfg.update(architecture=entry.architecture, tag=weight.tag)
@@ -28,38 +30,67 @@ def timm_config(name: str, sha256: str | None, size: int) -> dict[str, Any]:
         config["model_args"] = entry.model_args
     config["ssld_zoo"] = {"model": entry.name, "tag": weight.tag, "sha256": sha256, "size": size,
                           "hub_repo": weight.hub.repo_id, "hub_revision": weight.hub.revision}
+    if origin_sha256:
+        config["ssld_zoo"]["origin"] = {"url": weight.origin_url, "sha256": origin_sha256}
     return config
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def temporary_weights_path(folder: Path) -> Path:
+    """A fresh temporary file in `folder` for `write_folder` to rename into `model.safetensors`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_folder(name: str, folder: Path, weights_tmp: Path, *, origin_sha256: str | None = None) -> tuple[str, int]:
+    """Complete a Hub-layout folder for catalogue weight `name`: rename the finished temporary weight file (from
+    `temporary_weights_path`) into `model.safetensors`, then write `config.json` and `README.md`, each atomically.
+
+    Returns the weight file's sha256 and size. The temporary file is removed whatever happens.
+    """
+    entry, weight = get_model_entry(name), get_weight_entry(name)
+    try:
+        sha256, size = file_sha256(weights_tmp), weights_tmp.stat().st_size
+        os.replace(weights_tmp, folder / WEIGHTS_FILE)
+    finally:
+        weights_tmp.unlink(missing_ok=True)
+    config = timm_config(name, sha256, size, origin_sha256)
+    write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    write_text_atomic(folder / "README.md", model_card(entry, weight))
+    return sha256, size
 
 
 def download_folder(name: str, to: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:
     """Fetch a catalogue weight (verified) into `to/<name>/` in Hub layout, for machines without network.
 
-    Every file is written to a temporary name and renamed into place, so an interrupted run leaves no half-written
-    folder contents.
+    Nothing is half-written: files appear under their final names only once complete and verified.
     """
-    entry, weight = get_model_entry(name), get_weight_entry(name)
+    entry = get_model_entry(name)
     folder = Path(to).expanduser() / (entry.name if "." not in name else name)
-    folder.mkdir(parents=True, exist_ok=True)
+    created = not folder.exists()
+    tmp = temporary_weights_path(folder)
 
-    def copy(source: Path) -> Path:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 8 << 20)
-        return Path(tmp)
+    def copy(source: Path) -> None:
+        shutil.copyfile(source, tmp)
 
-    tmp = load_catalogue_weights(weight, copy, cache_dir=cache_dir)
     try:
-        size = tmp.stat().st_size  # verified against the catalogue's sha256 and size by load_catalogue_weights
-        os.replace(tmp, folder / WEIGHTS_FILE)
-    finally:
+        load_catalogue_weights(get_weight_entry(name), copy, cache_dir=cache_dir)
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    _write_text_atomic(folder / CONFIG_FILE, json.dumps(timm_config(name, weight.hub.sha256, size), indent=2) + "\n")
-    _write_text_atomic(folder / "README.md", model_card(entry, weight))
+        if created:
+            folder.rmdir()
+        raise
+    write_folder(name, folder, tmp)
     return folder

@@ -49,12 +49,27 @@ def load_catalogue_weights(weight: WeightEntry, use: Callable[[Path], T], *,
             raise IntegrityError(f"The shipped weight file {weight.file} for '{weight.full_name}' is corrupt "
                                  f"({problem}). Restore it from version control (git checkout -- {weight.file}).")
         return result  # type: ignore[return-value]
-    if not weight.available:
-        raise WeightsUnavailableError(
-            f"Weights '{weight.full_name}' are not published yet (status: {weight.status}). Their PaddleClas origin "
-            f"is {weight.origin_url}. Use pretrained=False, or pass pretrained='path/to/model.safetensors' or a Hub "
-            "layout folder. `ssld-zoo list --pretrained` shows the weights that can be loaded now.")
-    return hub.fetch_verified(weight.hub, use, cache_dir=cache_dir, model=weight.model)
+    if weight.available:
+        return hub.fetch_verified(weight.hub, use, cache_dir=cache_dir, model=weight.model)
+    if weight.origin_url and weight.data["origin"]["format"] == "pdparams":
+        from .origin import load_converted_origin
+        return load_converted_origin(weight, use)
+    raise WeightsUnavailableError(
+        f"Weights '{weight.full_name}' are not published yet (status: {weight.status}) and have no PaddleClas file "
+        "to convert. Use pretrained=False, or pass pretrained='path/to/model.safetensors' or a Hub layout folder. "
+        "`ssld-zoo list --pretrained` shows the weights that can be loaded now.")
+
+
+def use_folder(folder: Path, use: Callable[[Path], T]) -> T:
+    """`use(folder/model.safetensors)`, checked against the sha256 and size pinned in the folder's `config.json`."""
+    path = folder / WEIGHTS_FILE
+    _check_safetensors_path(path, os.fspath(path))
+    pinned = read_folder_config(folder).get("ssld_zoo", {})
+    result, problem = hub.use_verified(path, use, pinned.get("sha256"), pinned.get("size"))
+    if problem is not None:
+        raise IntegrityError(f"{path} does not match the sha256 recorded in its config.json ({problem}); the copy is "
+                             "damaged. Download or convert it again.")
+    return result  # type: ignore[return-value]
 
 
 def read_folder_config(folder: Path) -> dict[str, Any]:
@@ -123,15 +138,7 @@ def load_weights(pretrained: str | os.PathLike, weight: WeightEntry, build: Call
                                   cache_dir=cache_dir)
     path = Path(spec).expanduser()
     if path.is_dir():
-        config = read_folder_config(path)
-        cfg = {**catalogue_cfg, **cfg_from_config(config)}
-        _check_safetensors_path(path / WEIGHTS_FILE, os.fspath(path / WEIGHTS_FILE))
-        pinned = config.get("ssld_zoo", {})
-        result, problem = hub.use_verified(path / WEIGHTS_FILE, lambda p: build(p, cfg), pinned.get("sha256"),
-                                           pinned.get("size"))
-        if problem is not None:
-            raise IntegrityError(f"{path / WEIGHTS_FILE} does not match the sha256 recorded in its config.json "
-                                 f"({problem}); the copy is damaged. Download it again with `ssld-zoo download`.")
-        return result  # type: ignore[return-value]
+        cfg = {**catalogue_cfg, **cfg_from_config(read_folder_config(path))}
+        return use_folder(path, lambda p: build(p, cfg))
     _check_safetensors_path(path, spec)
     return build(path, catalogue_cfg)

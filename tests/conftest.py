@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from fileserver import FileServer  # noqa: E402
 from hubserver import FakeHub  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,19 @@ os.environ["HF_ENDPOINT"] = HUB.endpoint
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+# PaddleClas's download host, for weights converted on first use: a loopback server that has no files until a test
+# adds them, so no test ever reaches the internet.
+PADDLE_HOST = FileServer()
+
+
+@pytest.fixture(autouse=True)
+def isolated_paddle_origin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> FileServer:
+    """Every test gets an empty first-use cache (`SSLD_ZOO_CACHE`) and the loopback PaddleClas host."""
+    PADDLE_HOST.reset()
+    monkeypatch.setenv("SSLD_ZOO_CACHE", str(tmp_path_factory.mktemp("ssld_zoo_cache")))
+    monkeypatch.setenv("SSLD_ZOO_PADDLE_ENDPOINT", PADDLE_HOST.url)
+    return PADDLE_HOST
 
 
 @pytest.fixture

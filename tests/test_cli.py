@@ -48,7 +48,8 @@ def test_unknown_name_is_one_line_without_traceback():
 
 def test_download_of_unpublished_weights_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "download", "resnet50d_ssld", "--to", str(tmp_path))
-    assert code == 1 and err.startswith("ssld-zoo: error: Weights 'resnet50d_ssld.ssld_in1k' are not published")
+    assert code == 1 and err.startswith("ssld-zoo: error: Weights 'resnet50d_ssld.ssld_in1k' are not on the Hub yet")
+    assert err.count("\n") == 1 and not any(tmp_path.iterdir())
 
 
 def test_download_then_predict_offline(capsys, tmp_path, published_tiny, fake_hub):  # noqa: F811

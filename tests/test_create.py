@@ -109,8 +109,9 @@ def test_corrupt_cache_is_repaired_through_create(published_tiny):
     assert_same_weights(ssld_zoo.create(TINY, pretrained=True), state)
 
 
-def test_unpublished_weights_are_a_clear_error():
-    with pytest.raises(WeightsUnavailableError, match="not published yet.*ResNet50_vd_ssld_pretrained.pdparams"):
+def test_unpublished_weights_without_paddle_file_are_a_clear_error():
+    expected = "not on the Hub yet.*ResNet50_vd_ssld_pretrained.pdparams answered HTTP 404"
+    with pytest.raises(WeightsUnavailableError, match=expected):
         ssld_zoo.create("resnet50d_ssld", pretrained=True)
 
 

@@ -1,0 +1,91 @@
+"""PaddleClas `.pdparams` → PyTorch state dicts for every zoo model, without Paddle.
+
+    from ssld_zoo.convert import convert_pdparams
+    state_dict = convert_pdparams("ResNet50_vd_ssld_pretrained.pdparams", "resnet50d_ssld")
+
+The file is read by the restricted unpickler in `pdparams` (numpy arrays only, nothing executed), put in PyTorch
+layout, renamed and folded by the model's family converter (one module per family), and checked strictly against the
+model's own state dict. The equality of every converter with PaddleClas's own forward pass is proven by
+`tests/test_convert_*.py`.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ConversionError
+from ._base import CONVERTERS, Arrays, fit_to_model, to_torch_layout
+from .pdparams import read_pdparams
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["convert_pdparams", "convert_state_dict", "convert_to_folder", "read_pdparams", "supported_models"]
+
+_NOT_FAMILIES = ("pdparams",)
+
+
+def _load_families() -> None:
+    """Import every family module (each registers its converters)."""
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_") and module.name not in _NOT_FAMILIES:
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+def supported_models() -> list[str]:
+    """Zoo names that have a PaddleClas converter."""
+    _load_families()
+    return sorted(CONVERTERS)
+
+
+def convert_state_dict(paddle: Arrays, name: str) -> dict[str, "torch.Tensor"]:
+    """Convert a PaddleClas state dict (`{structured name: array}`) to the state dict of zoo model `name`."""
+    import torch
+
+    from ..registry import get_model_entry
+    entry = get_model_entry(name)
+    _load_families()
+    if entry.name not in CONVERTERS:
+        raise ConversionError(f"There is no PaddleClas converter for '{entry.name}'. Models with one: "
+                              f"{', '.join(sorted(CONVERTERS))}.")
+    arrays = fit_to_model(CONVERTERS[entry.name](to_torch_layout(paddle), entry.name), entry.name)
+    return {key: torch.from_numpy(value) for key, value in arrays.items()}
+
+
+def convert_pdparams(path: str | os.PathLike, name: str) -> dict[str, "torch.Tensor"]:
+    """Read a PaddleClas `.pdparams` file safely and convert it to the state dict of zoo model `name`."""
+    return convert_state_dict(read_pdparams(path), name)
+
+
+@dataclass(frozen=True)
+class ConvertedFolder:
+    """Where `convert_to_folder` wrote, and the hashes to record in the catalogue."""
+
+    folder: Path
+    sha256: str
+    size: int
+    origin_sha256: str
+
+
+def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.PathLike) -> ConvertedFolder:
+    """Convert a PaddleClas file into a Hub-layout folder `out` (`model.safetensors`, timm `config.json`, model card)
+    for catalogue weight `name` (`model` or `model.tag`). Files appear only when complete."""
+    from safetensors.torch import save_file
+
+    from ..hub import file_sha256
+    from ..hub_layout import temporary_weights_path, write_folder
+    folder = Path(out).expanduser()
+    origin_sha256 = file_sha256(pdparams)
+    tensors = convert_pdparams(pdparams, name)
+    tmp = temporary_weights_path(folder)
+    try:
+        save_file(tensors, tmp, metadata={"format": "pt", "ssld_zoo_origin_sha256": origin_sha256})
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    sha256, size = write_folder(name, folder, tmp, origin_sha256=origin_sha256)
+    return ConvertedFolder(folder, sha256, size, origin_sha256)

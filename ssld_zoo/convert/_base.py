@@ -1,0 +1,139 @@
+"""The machinery every family converter shares: Paddle→PyTorch layout, key renaming rules, and the strict fit check.
+
+A family converter is a function `(arrays, name) -> arrays` registered with `@converter(...)` for the zoo names it
+serves. It receives the Paddle state dict already in PyTorch layout (see `to_torch_layout`) and returns it under timm
+key names, applying any numeric folds the architecture needs. `fit_to_model` then checks the result against the
+target model's own state dict: every missing, unexpected or mis-shaped key is reported at once, so nothing is ever
+loaded partially.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Callable, Iterable, Sequence, Union
+
+import numpy as np
+
+from ..errors import ConversionError
+
+Arrays = dict[str, np.ndarray]
+Replacement = Union[str, Callable[["re.Match[str]"], str]]
+Rule = tuple[str, Replacement]
+Converter = Callable[[Arrays, str], Arrays]
+
+CONVERTERS: dict[str, Converter] = {}
+_BN_STATS = {"_mean": "running_mean", "_variance": "running_var"}
+
+
+def converter(*names: str) -> Callable[[Converter], Converter]:
+    """Register `fn` as the converter for the given zoo model names."""
+    def register(fn: Converter) -> Converter:
+        for name in names:
+            CONVERTERS[name] = fn
+        return fn
+    return register
+
+
+def to_torch_layout(paddle: Arrays) -> Arrays:
+    """Paddle conventions → PyTorch: BN `_mean`/`_variance` → `running_mean`/`running_var`, and every 2-D array (in
+    these models always a `Linear` weight, stored `[in, out]`) transposed to `[out, in]`."""
+    out: Arrays = {}
+    for key, value in paddle.items():
+        prefix, _, leaf = key.rpartition(".")
+        key = f"{prefix}.{_BN_STATS.get(leaf, leaf)}" if prefix else key
+        out[key] = np.ascontiguousarray(value.T) if value.ndim == 2 else value
+    return out
+
+
+def rename(arrays: Arrays, rules: Sequence[Rule], *, model: str) -> Arrays:
+    """Rename every key with the first rule whose pattern matches the whole key (`re.fullmatch`).
+
+    A replacement is an `re` template (`r"layer\\1.\\2"`) or a function of the match. Keys that no rule matches are
+    reported together as unexpected.
+    """
+    compiled = [(re.compile(pattern), repl) for pattern, repl in rules]
+    out: Arrays = {}
+    unmatched = []
+    for key, value in arrays.items():
+        for pattern, repl in compiled:
+            match = pattern.fullmatch(key)
+            if match:
+                new = repl(match) if callable(repl) else match.expand(repl)
+                if new in out:
+                    raise ConversionError(f"Two PaddleClas keys map to '{new}' for {model}; the converter rules "
+                                          "are wrong, please report it.")
+                out[new] = value
+                break
+        else:
+            unmatched.append(key)
+    if unmatched:
+        raise ConversionError(f"The PaddleClas weights have {len(unmatched)} key(s) that {model} has no place for, "
+                              f"e.g. {_sample(unmatched)}. Is this the .pdparams file of "
+                              f"{_paddle_name(model)}? Check --model.")
+    return out
+
+
+def stage_index(depths: Sequence[int]) -> Callable[[int], tuple[int, int]]:
+    """Map a flat block index over stages of the given depths to `(stage, index within stage)`."""
+    pairs = [(stage, i) for stage, depth in enumerate(depths) for i in range(depth)]
+
+    def lookup(flat: int) -> tuple[int, int]:
+        if flat >= len(pairs):
+            raise ConversionError(f"Block index {flat} is out of range for stage depths {list(depths)}.")
+        return pairs[flat]
+    return lookup
+
+
+def fill(arrays: Arrays, keys: Iterable[str], shapes: dict[str, tuple[int, ...]], value: float = 0.0) -> Arrays:
+    """Add constant tensors for keys the Paddle model lacks but the timm one has (e.g. a head bias Paddle omits)."""
+    for key in keys:
+        arrays[key] = np.full(shapes[key], value, dtype=np.float32)
+    return arrays
+
+
+@functools.lru_cache(maxsize=None)
+def target_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Shapes of the state dict of zoo model `name`, built on the meta device (no memory, no init cost)."""
+    import timm
+    import torch
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def fit_to_model(arrays: Arrays, name: str) -> Arrays:
+    """Check converted arrays against the model's state dict, strictly; add `num_batches_tracked` counters.
+
+    A Paddle `Linear` used on a pooled vector becomes a 1x1 conv when the target has one (`[out, in]` → `[out, in,
+    1, 1]`); any other difference is an error listing every missing, unexpected and mis-shaped key.
+    """
+    shapes = target_shapes(name)
+    out: Arrays = {}
+    for key, value in arrays.items():
+        expected = shapes.get(key)
+        if expected is not None and value.ndim == 2 and expected == (*value.shape, 1, 1):
+            value = value.reshape(expected)
+        out[key] = value
+    for key, shape in shapes.items():
+        if key.endswith(".num_batches_tracked") and key not in out:
+            out[key] = np.zeros(shape, dtype=np.int64)
+    missing = [k for k in shapes if k not in out]
+    unexpected = [k for k in out if k not in shapes]
+    misshaped = [f"{k} {tuple(out[k].shape)} vs {shapes[k]}" for k in out
+                 if k in shapes and tuple(out[k].shape) != shapes[k]]
+    if missing or unexpected or misshaped:
+        problems = [f"{len(keys)} {kind} (e.g. {_sample(keys)})"
+                    for kind, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+                    if keys]
+        raise ConversionError(f"The converted PaddleClas weights do not fit {name}: {'; '.join(problems)}. Is this "
+                              f"the .pdparams file of {_paddle_name(name)}? Check --model.")
+    return out
+
+
+def _sample(keys: Sequence[str], n: int = 3) -> str:
+    return ", ".join(f"'{k}'" for k in keys[:n]) + (", ..." if len(keys) > n else "")
+
+
+def _paddle_name(name: str) -> str:
+    from ..registry import get_model_entry
+    return f"PaddleClas {get_model_entry(name).data.get('paddle_name') or name}"

@@ -1,0 +1,153 @@
+"""PaddleClas itself as the oracle for the converters.
+
+`check_against_paddle(case, tmp_path)` builds the PaddleClas model named by `case` (from the installed `paddleclas`
+wheel's `ppcls.arch.backbone`), gives it random weights and random BatchNorm statistics, saves it with
+`paddle.save`, converts that file with `ssld_zoo.convert.convert_pdparams`, and compares the logits and every
+feature stage (forward hooks on the Paddle sublayers named in `case.stages` against the zoo model's
+`features_only` outputs) on fixed random inputs: `max|Δ| / max|ref| <= 1e-4`.
+
+paddleclas is installed with `pip install --no-deps paddleclas` (its full dependency set pins numpy 1), so the package
+itself cannot be imported; the backbones are imported from its `ppcls` folder directly.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import site
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+RTOL = 1e-4
+DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((224, 224), (231, 199))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One zoo model and the PaddleClas model whose weights it takes."""
+
+    zoo_name: str
+    paddle_module: str  # under ppcls.arch.backbone, e.g. "legendary_models.resnet"
+    paddle_fn: str  # e.g. "ResNet50_vd"
+    stages: Sequence[str]  # Paddle sublayer names whose outputs are the zoo model's feature stages, in order
+    paddle_kwargs: dict[str, Any] = field(default_factory=dict)
+    sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES
+
+    def __str__(self) -> str:
+        return self.zoo_name
+
+
+@functools.lru_cache(maxsize=None)
+def ppcls_backbone(module: str) -> Any:
+    """Import `ppcls.arch.backbone.<module>` from the installed paddleclas wheel."""
+    for root in site.getsitepackages() + [site.getusersitepackages()]:
+        folder = os.path.join(root, "paddleclas")
+        if os.path.isdir(os.path.join(folder, "ppcls")):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            break
+    from ppcls.utils import logger
+    logger.init_logger()
+    return importlib.import_module(f"ppcls.arch.backbone.{module}")
+
+
+def build_paddle_model(case: Case, seed: int = 0) -> Any:
+    """The PaddleClas model with random weights and random BatchNorm statistics, in eval mode."""
+    import paddle
+    paddle.seed(seed)
+    rng = np.random.default_rng(seed)
+    # A fresh name scope: the old (model_zoo) PaddleClas models give their parameters fixed static names, which a
+    # process may otherwise create only once (`ValueError: parameter name [conv1_1_weights] have be been used`).
+    with paddle.utils.unique_name.guard():
+        model = getattr(ppcls_backbone(case.paddle_module), case.paddle_fn)(**case.paddle_kwargs)
+    state = model.state_dict()
+    for key, value in state.items():
+        shape = value.shape
+        if key.endswith("_variance"):
+            new = rng.uniform(0.5, 1.5, shape)
+        elif key.endswith("_mean"):
+            new = rng.normal(0.0, 0.1, shape)
+        elif len(shape) <= 1:
+            new = rng.normal(0.0, 0.1, shape) + (1.0 if key.endswith((".weight", ".scale")) else 0.0)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 2 else shape[0]
+            new = rng.normal(0.0, (2.0 / max(fan_in, 1)) ** 0.5, shape)
+        value.set_value(new.astype(np.float32))
+    model.eval()
+    return model
+
+
+def paddle_outputs(model: Any, stages: Sequence[str], x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Logits and the outputs of the named sublayers for input `x` (NCHW float32)."""
+    import paddle
+    layers = dict(model.named_sublayers())
+    missing = [s for s in stages if s not in layers]
+    assert not missing, f"no Paddle sublayers {missing}; some are {list(layers)[:20]}"
+    captured: dict[str, np.ndarray] = {}
+    hooks = [layers[s].register_forward_post_hook(
+        lambda layer, inputs, output, s=s: captured.__setitem__(s, output.numpy())) for s in stages]
+    try:
+        with paddle.no_grad():
+            logits = model(paddle.to_tensor(x)).numpy()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return logits, [captured[s] for s in stages]
+
+
+def zoo_models(name: str, state_dict: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The zoo model and its `features_only` variant, both loaded with the converted weights (strictly)."""
+    import timm
+    model = timm.create_model(name).eval()
+    model.load_state_dict(state_dict, strict=True)
+    features = timm.create_model(name, features_only=True).eval()
+    result = features.load_state_dict(_features_keys(features, state_dict), strict=False)
+    assert not result.missing_keys, f"features_only {name} lacks weights for {result.missing_keys[:5]}"
+    return model, features
+
+
+def _features_keys(features: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state_dict` under the features model's key names: timm's `FeatureListNet(flatten_sequential=True)` names the
+    children of a top-level `nn.Sequential` `stages_0`, ... where the model has `stages.0`, ...; other keys pass."""
+    out = dict(state_dict)
+    for key in features.state_dict():
+        first, _, rest = key.partition(".")
+        parent, _, child = first.rpartition("_")
+        if key not in state_dict and parent and f"{parent}.{child}.{rest}" in state_dict:
+            out[key] = state_dict[f"{parent}.{child}.{rest}"]
+    return out
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs Paddle {expected.shape}"
+    scale = float(np.abs(expected).max())
+    assert scale > 0, f"{what}: Paddle output is all zeros; the check would prove nothing"
+    error = float(np.abs(actual - expected).max()) / scale
+    assert error <= RTOL, f"{what}: max|Δ|/max|ref| = {error:.2e} > {RTOL:.0e}"
+
+
+def check_against_paddle(case: Case, tmp_path: Path) -> None:
+    """Convert a paddle.save'd random PaddleClas model and compare outputs at every size in `case.sizes`."""
+    import paddle
+
+    from ssld_zoo.convert import convert_pdparams
+    model = build_paddle_model(case)
+    path = tmp_path / f"{case.paddle_fn}.pdparams"
+    paddle.save(model.state_dict(), str(path))
+    zoo_model, zoo_features = zoo_models(case.zoo_name, convert_pdparams(path, case.zoo_name))
+    rng = np.random.default_rng(1)
+    for height, width in case.sizes:
+        x = rng.standard_normal((1, 3, height, width)).astype(np.float32)
+        ref_logits, ref_stages = paddle_outputs(model, case.stages, x)
+        with torch.no_grad():
+            logits = zoo_model(torch.from_numpy(x)).numpy()
+            stages = [f.numpy() for f in zoo_features(torch.from_numpy(x))]
+        assert len(stages) == len(ref_stages), f"{case}: {len(stages)} feature stages vs {len(ref_stages)} hooked"
+        assert_close(logits, ref_logits, f"{case} logits at {height}x{width}")
+        for i, (out, ref) in enumerate(zip(stages, ref_stages)):
+            assert_close(out, ref, f"{case} feature stage {i} ({case.stages[i]}) at {height}x{width}")
