@@ -44,13 +44,29 @@ def model_table() -> str:
     return "\n".join(rows)
 
 
+def _model_index(weight: WeightEntry) -> list[str]:
+    """Hugging Face `model-index` YAML lines with the reported and measured ImageNet accuracies."""
+    results = []
+    for source, kind in (("PaddleClas reported", "paddle_reported"), ("ssld_zoo measured", "measured")):
+        m = weight.data["metrics"][kind]
+        if not m:
+            continue
+        metrics = [f'    - {{type: accuracy, name: "top-{k} ({source}, {m["input_size"]} px)", '
+                   f'value: {m[f"top{k}"]}}}' for k in (1, 5) if m.get(f"top{k}") is not None]
+        results += ["  - task: {type: image-classification}",
+                    "    dataset: {name: ImageNet-1k validation, type: imagenet-1k, split: validation}",
+                    "    metrics:", *metrics]
+    return ["model-index:", f"- name: {weight.full_name}", "  results:", *results] if results else []
+
+
 def model_card(entry: ModelEntry, weight: WeightEntry) -> str:
     """A Hugging Face model card (YAML front matter + Markdown) for one weight."""
     pre, reported = weight.preprocessing, weight.data["metrics"]["paddle_reported"]
     measured = weight.data["metrics"]["measured"]
     lines = ["---", f"license: {weight.data['license']}", "library_name: timm",
              "tags:", "- image-classification", "- timm", "- ssld_zoo", "- knowledge-distillation",
-             "datasets:", "- imagenet-1k", "pipeline_tag: image-classification", "---", "",
+             "- arxiv:2103.05959", "datasets:", "- imagenet-1k", "pipeline_tag: image-classification",
+             *_model_index(weight), "---", "",
              f"# {weight.full_name}", "",
              f"{entry.data.get('paddle_name') or entry.name} distilled with SSLD (arXiv 2103.05959): the student learned "
              "from the teacher's predictions only, without labels in the loss.", "",
@@ -78,8 +94,11 @@ def model_card(entry: ModelEntry, weight: WeightEntry) -> str:
             lines.append(f"| {label} | – | – | – | – | – | – |")
     lines += ["", "## Usage", "", "```python", "import ssld_zoo",
               f"model = ssld_zoo.create(\"{weight.full_name}\", pretrained=True).eval()",
-              f"transform = ssld_zoo.get_transform(\"{weight.full_name}\")", "```", "",
-              "## Citation", "", "```bibtex", CITATION, "```", ""]
+              f"transform = ssld_zoo.get_transform(\"{weight.full_name}\")", "```", ""]
+    if entry.is_stock_architecture:
+        lines += ["Without ssld_zoo installed, timm loads the Hub copy directly:", "", "```python", "import timm",
+                  f"model = timm.create_model(\"hf-hub:{weight.hub.repo_id}\", pretrained=True).eval()", "```", ""]
+    lines += ["## Citation", "", "```bibtex", CITATION, "```", ""]
     return "\n".join(lines)
 
 

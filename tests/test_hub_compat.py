@@ -1,4 +1,4 @@
-"""The hub tests again under the huggingface_hub 0.3x line (transformers 4.x pins `<1.0`)."""
+"""The hub download and publish tests again under the huggingface_hub 0.3x line (transformers 4.x pins `<1.0`)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ from conftest import REPO_ROOT
 
 TARGET = REPO_ROOT / ".ci-cache" / "hub0x"
 SPEC = "huggingface-hub>=0.34,<1.0"
+TESTS = ("tests/test_hub.py", "tests/test_publish.py")
 
 
 def test_hub_layer_with_huggingface_hub_0x():
@@ -20,6 +21,6 @@ def test_hub_layer_with_huggingface_hub_0x():
     version = subprocess.run([sys.executable, "-c", "import huggingface_hub; print(huggingface_hub.__version__)"],
                              capture_output=True, text=True, env=env, timeout=120)
     assert version.stdout.startswith("0."), version.stdout + version.stderr
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_hub.py"],
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
                             cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

@@ -79,8 +79,8 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
     from ..hub import file_sha256
     from ..hub_layout import temporary_weights_path, write_folder
     folder = Path(out).expanduser()
-    origin_sha256 = file_sha256(pdparams)
     tensors = convert_pdparams(pdparams, name)
+    origin_sha256 = file_sha256(pdparams)
     tmp = temporary_weights_path(folder)
     try:
         save_file(tensors, tmp, metadata={"format": "pt", "ssld_zoo_origin_sha256": origin_sha256})

@@ -1,0 +1,94 @@
+"""`ssld-zoo convert` writes a Hub-layout folder that plain timm loads from the (loopback) Hub and that computes what
+PaddleClas computes; bad inputs are one clear line."""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_python
+from paddle_oracle import Case, build_paddle_model, paddle_outputs
+from ssld_zoo.cli import main
+from ssld_zoo.hub import file_sha256
+from ssld_zoo.publish import publish_folder
+
+CASE = Case("lcnet_050_ssld", "legendary_models.pp_lcnet", "PPLCNet_x0_5", stages=[])
+REPO = "ssld-zoo/lcnet_050_ssld.ssld_in1k"
+
+
+@pytest.fixture(scope="module")
+def paddle_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    import paddle
+    model = build_paddle_model(CASE)
+    path = tmp_path_factory.mktemp("paddle") / "PPLCNet_x0_5_ssld_pretrained.pdparams"
+    paddle.save(model.state_dict(), str(path))
+    return path, model
+
+
+def convert(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    code = main(["convert", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_convert_writes_a_folder_plain_timm_loads_from_the_hub(capsys, tmp_path, paddle_file, fake_hub):
+    path, paddle_model = paddle_file
+    out_dir = tmp_path / "out"
+    code, out, _ = convert(capsys, "--paddle", str(path), "--model", "lcnet_050_ssld", "--out", str(out_dir))
+    assert code == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    sha256 = file_sha256(out_dir / "model.safetensors")
+    assert f"sha256: {sha256}" in out and f"origin sha256: {file_sha256(path)}" in out
+    config = json.loads((out_dir / "config.json").read_text())
+    assert config["architecture"] == "lcnet_050" and config["num_classes"] == 1000
+    assert config["ssld_zoo"]["sha256"] == sha256
+    card = (out_dir / "README.md").read_text()
+    for needle in ("license: apache-2.0", "library_name: timm", "arxiv:2103.05959", "model-index:", "value: 66.1",
+                   "PPLCNet_x0_5_ssld_pretrained.pdparams", "@article{cui2021beyond"):
+        assert needle in card
+
+    revision = publish_folder(out_dir, REPO)
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = run_python(
+        "import sys, numpy as np, timm, torch\n"
+        f"m = timm.create_model('hf-hub:{REPO}@{revision}', pretrained=True).eval()\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, m(torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))).detach().numpy())\n"
+        "assert 'ssld_zoo' not in sys.modules, 'plain timm must not need ssld_zoo'\n")
+    assert result.returncode == 0, result.stderr
+    expected, _ = paddle_outputs(paddle_model, [], x)
+    actual = np.load(tmp_path / "y.npy")
+    assert np.abs(actual - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_wrong_model_is_one_line(capsys, tmp_path, paddle_file):
+    code, _, err = convert(capsys, "--paddle", str(paddle_file[0]), "--model", "mobilenetv1_ssld", "--out",
+                           str(tmp_path / "o"))
+    assert code == 1 and err.count("\n") == 1 and "PaddleClas MobileNetV1" in err and "Check --model" in err
+    assert not (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_malicious_file_is_one_line_and_nothing_runs(capsys, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            import os
+            return os.system, (f"touch {marker}",)
+
+    bad = tmp_path / "bad.pdparams"
+    bad.write_bytes(pickle.dumps({"conv1.conv.weight": Payload()}, protocol=4))
+    code, _, err = convert(capsys, "--paddle", str(bad), "--model", "lcnet_050_ssld", "--out", str(tmp_path / "o"))
+    assert code == 1 and err.count("\n") == 1 and "system" in err and not marker.exists()
+
+
+def test_missing_file_and_unknown_model_are_one_line(capsys, tmp_path, paddle_file):
+    code, _, err = convert(capsys, "--paddle", str(tmp_path / "nope.pdparams"), "--model", "lcnet_050_ssld",
+                           "--out", str(tmp_path / "o"))
+    assert code == 1 and err.count("\n") == 1 and "nope.pdparams" in err
+    code, _, err = convert(capsys, "--paddle", str(paddle_file[0]), "--model", "lcnet_05_ssld", "--out",
+                           str(tmp_path / "o"))
+    assert code == 1 and err.count("\n") == 1 and "lcnet_050_ssld" in err
