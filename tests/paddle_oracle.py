@@ -18,7 +18,7 @@ import site
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +37,15 @@ class Case:
     stages: Sequence[str]  # Paddle sublayer names whose outputs are the zoo model's feature stages, in order
     paddle_kwargs: dict[str, Any] = field(default_factory=dict)
     sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES
+    # Paddle state-dict entries set to a constant after the random init, to exercise a case random weights rarely
+    # reach (e.g. a negative learnable-affine bias)
+    paddle_fill: dict[str, float] = field(default_factory=dict)
+    # Maps each structured key of the built Paddle model to the key the saved file holds, to emulate an older
+    # PaddleClas naming of the same network (e.g. the pre-legendary dygraph ResNet_vd); None saves the keys as they are
+    saved_key: Optional[Callable[[str], str]] = None
+    # "float64" runs both models in double precision: for random weights under which float32 rounding is amplified
+    # past the tolerance (deep SE networks whose random activations saturate the gates), not for conversion slack
+    dtype: str = "float32"
 
     def __str__(self) -> str:
         return self.zoo_name
@@ -65,7 +74,10 @@ def build_paddle_model(case: Case, seed: int = 0) -> Any:
     # process may otherwise create only once (`ValueError: parameter name [conv1_1_weights] have be been used`).
     with paddle.utils.unique_name.guard():
         model = getattr(ppcls_backbone(case.paddle_module), case.paddle_fn)(**case.paddle_kwargs)
+    if case.dtype != "float32":
+        model.to(dtype=case.dtype)
     state = model.state_dict()
+    assert set(case.paddle_fill) <= set(state), f"no Paddle weights {sorted(set(case.paddle_fill) - set(state))}"
     for key, value in state.items():
         shape = value.shape
         if key.endswith("_variance"):
@@ -77,7 +89,9 @@ def build_paddle_model(case: Case, seed: int = 0) -> Any:
         else:
             fan_in = int(np.prod(shape[1:])) if len(shape) > 2 else shape[0]
             new = rng.normal(0.0, (2.0 / max(fan_in, 1)) ** 0.5, shape)
-        value.set_value(new.astype(np.float32))
+        if key in case.paddle_fill:
+            new = np.full(shape, case.paddle_fill[key])
+        value.set_value(new.astype(case.dtype))
     model.eval()
     return model
 
@@ -100,12 +114,13 @@ def paddle_outputs(model: Any, stages: Sequence[str], x: np.ndarray) -> tuple[np
     return logits, [captured[s] for s in stages]
 
 
-def zoo_models(name: str, state_dict: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, torch.nn.Module]:
+def zoo_models(name: str, state_dict: dict[str, torch.Tensor],
+               dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The zoo model and its `features_only` variant, both loaded with the converted weights (strictly)."""
     import timm
-    model = timm.create_model(name).eval()
+    model = timm.create_model(name).to(dtype).eval()
     model.load_state_dict(state_dict, strict=True)
-    features = timm.create_model(name, features_only=True).eval()
+    features = timm.create_model(name, features_only=True).to(dtype).eval()
     result = features.load_state_dict(_features_keys(features, state_dict), strict=False)
     assert not result.missing_keys, f"features_only {name} lacks weights for {result.missing_keys[:5]}"
     return model, features
@@ -138,11 +153,15 @@ def check_against_paddle(case: Case, tmp_path: Path) -> None:
     from ssld_zoo.convert import convert_pdparams
     model = build_paddle_model(case)
     path = tmp_path / f"{case.paddle_fn}.pdparams"
-    paddle.save(model.state_dict(), str(path))
-    zoo_model, zoo_features = zoo_models(case.zoo_name, convert_pdparams(path, case.zoo_name))
+    state = model.state_dict()
+    if case.saved_key is not None:
+        state = {case.saved_key(key): value for key, value in state.items()}
+    paddle.save(state, str(path))
+    zoo_model, zoo_features = zoo_models(case.zoo_name, convert_pdparams(path, case.zoo_name),
+                                         getattr(torch, case.dtype))
     rng = np.random.default_rng(1)
     for height, width in case.sizes:
-        x = rng.standard_normal((1, 3, height, width)).astype(np.float32)
+        x = rng.standard_normal((1, 3, height, width)).astype(case.dtype)
         ref_logits, ref_stages = paddle_outputs(model, case.stages, x)
         with torch.no_grad():
             logits = zoo_model(torch.from_numpy(x)).numpy()
