@@ -92,3 +92,9 @@ def test_missing_file_and_unknown_model_are_one_line(capsys, tmp_path, paddle_fi
     code, _, err = convert(capsys, "--paddle", str(paddle_file[0]), "--model", "lcnet_05_ssld", "--out",
                            str(tmp_path / "o"))
     assert code == 1 and err.count("\n") == 1 and "lcnet_050_ssld" in err
+
+
+def test_every_catalogue_model_has_a_converter():
+    import ssld_zoo
+    from ssld_zoo.convert import supported_models
+    assert supported_models() == ssld_zoo.list_models()
