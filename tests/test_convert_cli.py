@@ -34,7 +34,7 @@ def convert(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_convert_writes_a_folder_plain_timm_loads_from_the_hub(capsys, tmp_path, paddle_file, fake_hub):
+def test_convert_writes_a_folder_plain_timm_and_transformers_load_from_the_hub(capsys, tmp_path, paddle_file, fake_hub):
     path, paddle_model = paddle_file
     out_dir = tmp_path / "out"
     code, out, _ = convert(capsys, "--paddle", str(path), "--model", "lcnet_050_ssld", "--out", str(out_dir))
@@ -55,13 +55,18 @@ def test_convert_writes_a_folder_plain_timm_loads_from_the_hub(capsys, tmp_path,
     np.save(tmp_path / "x.npy", x)
     result = run_python(
         "import sys, numpy as np, timm, torch\n"
+        "from transformers import AutoModelForImageClassification\n"
+        f"x = torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))\n"
         f"m = timm.create_model('hf-hub:{REPO}@{revision}', pretrained=True).eval()\n"
-        f"np.save({str(tmp_path / 'y.npy')!r}, m(torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))).detach().numpy())\n"
-        "assert 'ssld_zoo' not in sys.modules, 'plain timm must not need ssld_zoo'\n")
+        f"np.save({str(tmp_path / 'timm.npy')!r}, m(x).detach().numpy())\n"
+        f"w = AutoModelForImageClassification.from_pretrained('{REPO}', revision='{revision}').eval()\n"
+        f"np.save({str(tmp_path / 'transformers.npy')!r}, w(pixel_values=x).logits.detach().numpy())\n"
+        "assert 'ssld_zoo' not in sys.modules, 'plain timm and transformers must not need ssld_zoo'\n")
     assert result.returncode == 0, result.stderr
     expected, _ = paddle_outputs(paddle_model, [], x)
-    actual = np.load(tmp_path / "y.npy")
-    assert np.abs(actual - expected).max() <= 1e-4 * np.abs(expected).max()
+    for loader in ("timm", "transformers"):
+        actual = np.load(tmp_path / f"{loader}.npy")
+        assert np.abs(actual - expected).max() <= 1e-4 * np.abs(expected).max(), loader
 
 
 def test_wrong_model_is_one_line(capsys, tmp_path, paddle_file):
