@@ -91,6 +91,13 @@ def fill(arrays: Arrays, keys: Iterable[str], shapes: dict[str, tuple[int, ...]]
     return arrays
 
 
+def fold_inference_dropout(arrays: Arrays, weight_key: str, p: float) -> Arrays:
+    """Fold Paddle's `Dropout(p, mode="downscale_in_infer")`, which multiplies its output by `1 - p` at inference
+    (PyTorch's dropout is the identity there), into the weight (not the bias) of the linear layer it feeds."""
+    arrays[weight_key] = arrays[weight_key] * np.float32(1.0 - p)
+    return arrays
+
+
 @functools.lru_cache(maxsize=None)
 def target_shapes(name: str) -> dict[str, tuple[int, ...]]:
     """Shapes of the state dict of zoo model `name`, built on the meta device (no memory, no init cost)."""

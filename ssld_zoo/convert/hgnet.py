@@ -20,9 +20,7 @@ tiny and small (`dropout_prob=0.0`) and every PP-HGNetV2 (`dropout_prob=0.0`) ne
 """
 from __future__ import annotations
 
-import numpy as np
-
-from ._base import Arrays, converter, rename
+from ._base import Arrays, converter, fold_inference_dropout, rename
 
 _DROPOUT = {"hgnet_tiny_ssld": 0.0, "hgnet_small_ssld": 0.0, "hgnet_base_ssld": 0.2}
 _HGNETV2 = tuple(f"hgnetv2_b{i}_ssld" for i in range(7))
@@ -39,10 +37,7 @@ def convert_hgnet(arrays: Arrays, name: str) -> Arrays:
         (r"last_conv\.weight", "head.last_conv.0.weight"),
         (r"fc\.(weight|bias)", r"head.fc.\1"),
     ]
-    out = rename(arrays, rules, model=name)
-    if _DROPOUT[name] and "head.fc.weight" in out:
-        out["head.fc.weight"] = out["head.fc.weight"] * np.float32(1.0 - _DROPOUT[name])
-    return out
+    return fold_inference_dropout(rename(arrays, rules, model=name), "head.fc.weight", _DROPOUT[name])
 
 
 @converter(*_HGNETV2)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from ..errors import ConversionError
-from ._base import Arrays, converter, fill, rename, stage_index, target_shapes
+from ._base import Arrays, converter, fill, fold_inference_dropout, rename, stage_index, target_shapes
 
 # PaddleClas head dropout probability, applied as x * (1 - p) at inference (downscale_in_infer).
 _DROPOUT = 0.2
@@ -33,11 +33,6 @@ _LCNET_PARTS = {"dw_conv.conv": "conv_dw", "dw_conv.bn": "bn1", "pw_conv.conv": 
 # PPLCNetV2 `dw_conv` of a block with `use_rep`: a conv with bias (`dw_conv.{weight,bias}`) rather than a ConvBNLayer
 # (`dw_conv.{conv,bn}.*`), unused by the un-fused forward.
 _LCNETV2_UNUSED = re.compile(r"stages\.\d+\.\d+\.dw_conv\.(?:weight|bias)")
-
-
-def _fold_dropout(arrays: Arrays) -> Arrays:
-    arrays["classifier.weight"] = arrays["classifier.weight"] * (1.0 - _DROPOUT)
-    return arrays
 
 
 @converter("lcnet_025_ssld", "lcnet_050_ssld", "lcnet_100_ssld", "lcnet_250_ssld")
@@ -66,7 +61,7 @@ def convert_lcnet(arrays: Arrays, name: str) -> Arrays:
     shapes = target_shapes(name)
     if "conv_head.bias" in shapes:
         fill(out, ["conv_head.bias"], shapes)
-    return _fold_dropout(out)
+    return fold_inference_dropout(out, "classifier.weight", _DROPOUT)
 
 
 @converter("lcnetv2_base_ssld")
@@ -81,4 +76,4 @@ def convert_lcnetv2(arrays: Arrays, name: str) -> Arrays:
         (r"fc\.(weight|bias)", r"classifier.\1"),
     ]
     used = {key: value for key, value in arrays.items() if not _LCNETV2_UNUSED.fullmatch(key)}
-    return _fold_dropout(rename(used, rules, model=name))
+    return fold_inference_dropout(rename(used, rules, model=name), "classifier.weight", _DROPOUT)

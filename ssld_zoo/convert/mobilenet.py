@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from ._base import Arrays, Rule, converter, rename, stage_index
+from ._base import Arrays, Rule, converter, fold_inference_dropout, rename, stage_index
 
 _CONV = r"(?:conv|_conv)"
 _BN = r"(?:bn|_batch_norm)"
@@ -96,6 +96,4 @@ def convert_v3(arrays: Arrays, name: str) -> Arrays:
         (r"last_conv\.weight", "conv_head.weight"),
         (r"fc\.(weight|bias)", r"classifier.\1"),
     ]
-    out = rename(arrays, rules, model=name)
-    out["classifier.weight"] = out["classifier.weight"] * (1.0 - _V3_DROPOUT)
-    return out
+    return fold_inference_dropout(rename(arrays, rules, model=name), "classifier.weight", _V3_DROPOUT)
