@@ -1,0 +1,312 @@
+"""Training recipes: one YAML file says everything a run needs. Parsing and checking only (no torch).
+
+    name: resnet20_cifar_ssld            # the student weight this recipe makes (catalogue `name.tag` or a new name)
+    student: {model: resnet20_cifar}     # zoo name, timm name, `hf-hub:org/name`; optional pretrained, model_args
+    teacher: {model: resnet56_cifar, pretrained: true, bn: train}   # null for a supervised recipe
+    loss: {type: symmetric_kl, temperature: 1.0}                    # symmetric_kl | soft_ce | js | kl | ce
+    data:
+      input_size: 32
+      augment: {pad_crop: 4, hflip: true}                            # or random_resized_crop, auto_augment, ...
+      eval: {source: cifar10:test}
+    batch_size: 128                      # global, over all processes
+    optimizer: {momentum: 0.9, nesterov: false, no_decay_norm_bias: true}
+    stages:
+      - {name: stage1, epochs: 200, lr: 0.1, warmup_epochs: 5, weight_decay: 1.0e-4,
+         train: [{source: cifar10:train, labels: false}]}
+      - {name: stage2, epochs: 30, lr: 0.001, train: [{source: cifar10:train, labels: false}]}
+    runtime: {amp: bf16, channels_last: true, compile: false, ema: 0.9998, workers: 4, seed: 0, checkpoint_every: 500}
+    reference: {...}                     # free-form provenance: PaddleClas config, reported accuracy, notes
+
+Data sources: `cifar10:train` / `cifar10:test` (the packed JPEG files under `--data` / `SSLD_ZOO_DATA`),
+`imagefolder:PATH` (class sub-folders), `folder:PATH` (any images, unlabeled), `list:PATH` (a text file with one
+image path per line, optionally followed by an integer label). `subset` picks part of a source: `per_class:N` (the
+first N images of every class) or `except_per_class:N` (the rest). `labels: false` hides the labels from the run
+(they never reach the loss of a distillation recipe anyway; this makes an unlabeled pool explicit). Paths may use
+`${ENV_VAR}`. `key=value` overrides use dotted keys (`stages.0.epochs=1`, `batch_size=64`) and YAML values.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import SsldZooError
+
+LOSSES = ("symmetric_kl", "soft_ce", "js", "kl", "ce")
+TEACHER_BN_MODES = ("train", "eval")
+AMP_MODES = (None, "bf16", "fp16")
+SOURCE_KINDS = ("cifar10", "imagefolder", "folder", "list")
+_SUBSET = re.compile(r"^(per_class|except_per_class):(\d+)$")
+_ENV = re.compile(r"\$\{(\w+)\}")
+
+
+class RecipeError(SsldZooError, ValueError):
+    """A recipe file or override that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A student or teacher: `model` is a zoo name, a timm name, `hf-hub:org/name` or a local checkpoint path."""
+
+    model: str
+    pretrained: bool | str = False
+    model_args: dict[str, Any] = field(default_factory=dict)
+    bn: str = "train"  # teacher only: BatchNorm in train mode (PaddleClas SSLD) or eval mode
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One source of training or evaluation images."""
+
+    source: str
+    labels: bool = True
+    subset: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.source.split(":", 1)[0]
+
+    @property
+    def location(self) -> str:
+        return self.source.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage (SSLD: stage 1 on labeled + unlabeled images, stage 2 a low-lr fine-tune)."""
+
+    name: str
+    epochs: int
+    lr: float
+    train: tuple[DataSource, ...]
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Runtime:
+    amp: str | None = None
+    channels_last: bool = False
+    compile: bool = False
+    ema: float | None = None
+    workers: int = 2
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed, checked recipe. `raw` is the resolved YAML mapping (after overrides), kept for the record."""
+
+    name: str
+    student: ModelSpec
+    teacher: ModelSpec | None
+    loss: str
+    temperature: float
+    input_size: int
+    augment: dict[str, Any]
+    eval: DataSource | None
+    batch_size: int
+    momentum: float
+    nesterov: bool
+    no_decay_norm_bias: bool
+    stages: tuple[Stage, ...]
+    runtime: Runtime
+    reference: dict[str, Any]
+    raw: dict[str, Any]
+    path: Path | None = None
+
+    @property
+    def distills(self) -> bool:
+        return self.teacher is not None
+
+
+def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe YAML file, apply `key=value` overrides, and check it."""
+    import yaml
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise RecipeError(f"Cannot read recipe {path}: {e.strerror}.") from None
+    except yaml.YAMLError as e:
+        raise RecipeError(f"Recipe {path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"Recipe {path} must be a YAML mapping (name, student, teacher, loss, data, stages, ...).")
+    return parse_recipe(apply_overrides(raw, overrides, where=str(path)), path=path)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], *, where: str = "recipe") -> dict[str, Any]:
+    """A copy of `raw` with each `a.b.0.c=value` applied (value parsed as YAML; list items by index)."""
+    import yaml
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise RecipeError(f"Override '{item}' for {where} must look like key=value, e.g. stages.0.epochs=1.")
+        parts = key.split(".")
+        node: Any = out
+        for i, part in enumerate(parts[:-1]):
+            node = _child(node, part, ".".join(parts[: i + 1]), item, where)
+        last = parts[-1]
+        value = yaml.safe_load(text) if text else None
+        if isinstance(node, list):
+            index = _index(node, last, key, item, where)
+            node[index] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise RecipeError(f"Override '{item}' for {where}: '{'.'.join(parts[:-1])}' is not a mapping or list.")
+    return out
+
+
+def _index(node: list, part: str, key: str, item: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise RecipeError(f"Override '{item}' for {where}: '{key}' needs a list index below {len(node)}.")
+    return int(part)
+
+
+def _child(node: Any, part: str, key: str, item: str, where: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, key, item, where)]
+    if isinstance(node, dict):
+        if not isinstance(node.get(part), (dict, list)):
+            node[part] = {}
+        return node[part]
+    raise RecipeError(f"Override '{item}' for {where}: '{key}' is not a mapping or list.")
+
+
+def expand_env(text: str) -> str:
+    """Replace `${VAR}` with the environment variable's value (an error names a variable that is not set)."""
+    def value(m: "re.Match[str]") -> str:
+        if m[1] not in os.environ:
+            raise RecipeError(f"'{text}' uses ${{{m[1]}}}, which is not set. Export it or override the path.")
+        return os.environ[m[1]]
+    return _ENV.sub(value, text)
+
+
+def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
+    """Check a recipe mapping and build the `Recipe`; every problem is a `RecipeError` naming file and key."""
+    where = str(path) if path else "recipe"
+    r = _Reader(raw, where)
+    known = {"name", "description", "student", "teacher", "loss", "data", "batch_size", "optimizer", "stages",
+             "runtime", "reference"}
+    r.no_unknown(raw, known, "")
+    teacher_raw = raw.get("teacher")
+    loss = r.mapping(raw, "loss")
+    loss_type = r.choice(loss, "type", LOSSES, "loss.")
+    teacher = r.model(teacher_raw, "teacher") if teacher_raw is not None else None
+    if (teacher is None) != (loss_type == "ce"):
+        raise RecipeError(f"{where}: loss.type '{loss_type}' " + (
+            "needs a teacher (set `teacher:`), or use loss.type ce for a supervised recipe." if teacher is None
+            else "is the supervised loss; a distillation recipe uses symmetric_kl, soft_ce, js or kl."))
+    data = r.mapping(raw, "data")
+    r.no_unknown(data, {"input_size", "augment", "eval"}, "data.")
+    optimizer = raw.get("optimizer") or {}
+    r.no_unknown(optimizer, {"momentum", "nesterov", "no_decay_norm_bias"}, "optimizer.")
+    runtime_raw = raw.get("runtime") or {}
+    r.no_unknown(runtime_raw, set(Runtime.__dataclass_fields__), "runtime.")
+    runtime = Runtime(**runtime_raw)
+    if runtime.amp not in AMP_MODES:
+        raise RecipeError(f"{where}: runtime.amp must be one of {AMP_MODES}, not {runtime.amp!r}.")
+    stages = tuple(r.stage(s, i, supervised=teacher is None) for i, s in enumerate(r.sequence(raw, "stages")))
+    if not stages:
+        raise RecipeError(f"{where}: `stages` needs at least one stage.")
+    return Recipe(
+        name=r.string(raw, "name"), student=r.model(r.mapping(raw, "student"), "student"), teacher=teacher,
+        loss=loss_type, temperature=float(loss.get("temperature", 1.0)),
+        input_size=r.positive_int(data, "input_size", "data."), augment=dict(data.get("augment") or {}),
+        eval=r.source(data["eval"], "data.eval", supervised=True) if data.get("eval") else None,
+        batch_size=r.positive_int(raw, "batch_size"), momentum=float(optimizer.get("momentum", 0.9)),
+        nesterov=bool(optimizer.get("nesterov", False)),
+        no_decay_norm_bias=bool(optimizer.get("no_decay_norm_bias", False)), stages=stages, runtime=runtime,
+        reference=dict(raw.get("reference") or {}), raw=raw, path=path)
+
+
+class _Reader:
+    """Typed access to the raw mapping with errors that name the recipe and key."""
+
+    def __init__(self, raw: dict[str, Any], where: str) -> None:
+        self.raw, self.where = raw, where
+
+    def fail(self, key: str, what: str) -> RecipeError:
+        return RecipeError(f"{self.where}: `{key}` {what}.")
+
+    def no_unknown(self, node: dict[str, Any], known: set[str], prefix: str) -> None:
+        unknown = sorted(set(node) - known)
+        if unknown:
+            raise self.fail(prefix + unknown[0], f"is not a recipe key (known here: {', '.join(sorted(known))})")
+
+    def mapping(self, node: dict[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(node.get(key), dict):
+            raise self.fail(prefix + key, "must be a mapping")
+        return node[key]
+
+    def sequence(self, node: dict[str, Any], key: str, prefix: str = "") -> list[Any]:
+        if not isinstance(node.get(key), list):
+            raise self.fail(prefix + key, "must be a list")
+        return node[key]
+
+    def string(self, node: dict[str, Any], key: str, prefix: str = "") -> str:
+        if not isinstance(node.get(key), str) or not node[key]:
+            raise self.fail(prefix + key, "must be a non-empty string")
+        return node[key]
+
+    def positive_int(self, node: dict[str, Any], key: str, prefix: str = "") -> int:
+        value = node.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise self.fail(prefix + key, f"must be a positive integer, not {value!r}")
+        return value
+
+    def number(self, node: dict[str, Any], key: str, prefix: str, default: float | None = None) -> float:
+        value = node.get(key, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise self.fail(prefix + key, f"must be a non-negative number, not {value!r}")
+        return float(value)
+
+    def choice(self, node: dict[str, Any], key: str, choices: Sequence[Any], prefix: str = "") -> Any:
+        if node.get(key) not in choices:
+            raise self.fail(prefix + key, f"must be one of {', '.join(map(str, choices))}, not {node.get(key)!r}")
+        return node[key]
+
+    def model(self, node: Any, key: str) -> ModelSpec:
+        if not isinstance(node, dict):
+            raise self.fail(key, "must be a mapping like {model: NAME, pretrained: true}")
+        self.no_unknown(node, {"model", "pretrained", "model_args", "bn"}, key + ".")
+        bn = self.choice({"bn": node.get("bn", "train")}, "bn", TEACHER_BN_MODES, key + ".")
+        return ModelSpec(self.string(node, "model", key + "."), node.get("pretrained", False),
+                         dict(node.get("model_args") or {}), bn)
+
+    def source(self, node: Any, key: str, *, supervised: bool) -> DataSource:
+        if not isinstance(node, dict):
+            raise self.fail(key, "must be a mapping like {source: 'cifar10:train'}")
+        self.no_unknown(node, {"source", "labels", "subset"}, key + ".")
+        source = DataSource(self.string(node, "source", key + "."), bool(node.get("labels", True)),
+                            node.get("subset"))
+        if ":" not in source.source or source.kind not in SOURCE_KINDS:
+            raise self.fail(key + ".source", f"must be KIND:LOCATION with KIND one of {', '.join(SOURCE_KINDS)}")
+        if source.subset is not None and not _SUBSET.match(str(source.subset)):
+            raise self.fail(key + ".subset", "must be per_class:N or except_per_class:N")
+        if supervised and not source.labels:
+            raise self.fail(key + ".labels", "must be true: a supervised recipe (and evaluation) needs labels")
+        return source
+
+    def stage(self, node: Any, index: int, *, supervised: bool) -> Stage:
+        key = f"stages.{index}"
+        if not isinstance(node, dict):
+            raise self.fail(key, "must be a mapping")
+        self.no_unknown(node, set(Stage.__dataclass_fields__), key + ".")
+        train = tuple(self.source(s, f"{key}.train.{i}", supervised=supervised)
+                      for i, s in enumerate(self.sequence(node, "train", key + ".")))
+        if not train:
+            raise self.fail(key + ".train", "needs at least one data source")
+        return Stage(name=str(node.get("name", f"stage{index + 1}")),
+                     epochs=self.positive_int(node, "epochs", key + "."), lr=self.number(node, "lr", key + "."),
+                     train=train, warmup_epochs=self.number(node, "warmup_epochs", key + ".", 0.0),
+                     min_lr=self.number(node, "min_lr", key + ".", 0.0),
+                     weight_decay=self.number(node, "weight_decay", key + ".", 0.0))
