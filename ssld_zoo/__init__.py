@@ -14,6 +14,7 @@ _LAZY = {
     "list_models": "registry", "model_info": "registry", "add_catalogue": "registry",
     "SsldZooError": "errors", "UnknownModelError": "errors", "WeightsUnavailableError": "errors",
     "OfflineError": "errors", "IntegrityError": "errors", "InvalidWeightsError": "errors",
+    "UnsafePickleError": "errors", "ConversionError": "errors", "PublishError": "errors", "CatalogueError": "errors",
 }
 __all__ = ["__version__", *_LAZY]
 
