@@ -19,6 +19,11 @@ CITATION = """@article{cui2021beyond,
   year    = {2021}
 }"""
 TABLE_START, TABLE_END = "<!-- model-table:start -->", "<!-- model-table:end -->"
+# catalogue metrics dataset -> (name in the card, Hugging Face dataset id, split)
+DATASETS = {
+    "imagenet-1k-val": ("ImageNet-1k validation", "imagenet-1k", "validation"),
+    "cifar10-jpeg-q75-test": ("CIFAR-10 test re-encoded as JPEG q75 (YoongiKim)", "cifar10", "test"),
+}
 
 
 def _fmt(value: object, spec: str = "") -> str:
@@ -28,6 +33,17 @@ def _fmt(value: object, spec: str = "") -> str:
 def _top1(weight: WeightEntry, kind: str) -> str:
     metrics = weight.data["metrics"][kind]
     return _fmt(metrics and metrics["top1"], ".2f")
+
+
+def _status(weight: WeightEntry) -> str:
+    """'available', 'data folder' or the catalogue status; never depends on this machine's data folder."""
+    if weight.shipped or weight.on_hub:
+        return "available"
+    return "data folder" if weight.data_file else weight.status
+
+
+def _dataset(dataset: str) -> tuple[str, str, str]:
+    return DATASETS.get(dataset, (dataset, dataset, "test"))
 
 
 def model_table() -> str:
@@ -40,12 +56,12 @@ def model_table() -> str:
             rows.append(f"| `{entry.name}` | `{tag}`{' (default)' if tag == entry.default_weight else ''} | "
                         f"`{entry.architecture}` | {_fmt(params and params / 1e6, '.2f')} | "
                         f"{_fmt(entry.data['gmacs'], '.2f')} | {_top1(weight, 'paddle_reported')} | "
-                        f"{_top1(weight, 'measured')} | {'available' if weight.available else weight.status} |")
+                        f"{_top1(weight, 'measured')} | {_status(weight)} |")
     return "\n".join(rows)
 
 
 def _model_index(weight: WeightEntry) -> list[str]:
-    """Hugging Face `model-index` YAML lines with the reported and measured ImageNet accuracies."""
+    """Hugging Face `model-index` YAML lines with the reported and measured accuracies."""
     results = []
     for source, kind in (("PaddleClas reported", "paddle_reported"), ("ssld_zoo measured", "measured")):
         m = weight.data["metrics"][kind]
@@ -53,8 +69,9 @@ def _model_index(weight: WeightEntry) -> list[str]:
             continue
         metrics = [f'    - {{type: accuracy, name: "top-{k} ({source}, {m["input_size"]} px)", '
                    f'value: {m[f"top{k}"]}}}' for k in (1, 5) if m.get(f"top{k}") is not None]
+        name, hub_id, split = _dataset(m["dataset"])
         results += ["  - task: {type: image-classification}",
-                    "    dataset: {name: ImageNet-1k validation, type: imagenet-1k, split: validation}",
+                    f"    dataset: {{name: {name}, type: {hub_id}, split: {split}}}",
                     "    metrics:", *metrics]
     return ["model-index:", f"- name: {weight.full_name}", "  results:", *results] if results else []
 
@@ -62,37 +79,47 @@ def _model_index(weight: WeightEntry) -> list[str]:
 def model_card(entry: ModelEntry, weight: WeightEntry) -> str:
     """A Hugging Face model card (YAML front matter + Markdown) for one weight."""
     pre, reported = weight.preprocessing, weight.data["metrics"]["paddle_reported"]
-    measured = weight.data["metrics"]["measured"]
+    measured, paddle = weight.data["metrics"]["measured"], entry.data["paddle_name"]
+    datasets = sorted({_dataset(m["dataset"])[1] for m in (reported, measured) if m}) or ["imagenet-1k"]
+    summary = weight.data.get("summary") or (f"{paddle or entry.name} distilled with SSLD (arXiv 2103.05959): the "
+                                             "student learned from the teacher's predictions only, without labels in "
+                                             "the loss.")
+    status = _status(weight)
+    if weight.data_file:
+        status = f"read from the data folder, `$SSLD_ZOO_DATA/{weight.data_file}` (sha256-checked on every use)"
     lines = ["---", f"license: {weight.data['license']}", "library_name: timm",
              "tags:", "- image-classification", "- timm", "- ssld_zoo", "- knowledge-distillation",
-             "- arxiv:2103.05959", "datasets:", "- imagenet-1k", "pipeline_tag: image-classification",
+             "- arxiv:2103.05959", "datasets:", *(f"- {d}" for d in datasets), "pipeline_tag: image-classification",
              *_model_index(weight), "---", "",
-             f"# {weight.full_name}", "",
-             f"{entry.data.get('paddle_name') or entry.name} distilled with SSLD (arXiv 2103.05959): the student learned "
-             "from the teacher's predictions only, without labels in the loss.", "",
+             f"# {weight.full_name}", "", summary, "",
              "## Model details", "",
              f"- **Architecture:** timm `{entry.architecture}`" + ("" if entry.is_stock_architecture
                                                                  else " (registered by `ssld_zoo`)"),
              f"- **Params (M):** {_fmt(entry.data['num_params'] and entry.data['num_params'] / 1e6, '.2f')}; "
              f"**GMACs:** {_fmt(entry.data['gmacs'], '.2f')} at {pre['input_size'][1]}x{pre['input_size'][2]}",
-             f"- **Teacher:** {weight.data['teacher'] or 'not documented by PaddleClas'}",
+             f"- **Teacher:** {weight.data['teacher'] or ('not documented by PaddleClas' if paddle else 'none')}",
              f"- **Training data:** {weight.data['training_data']}",
              f"- **Origin:** {weight.origin_url or 'trained by ssld_zoo'}",
              f"- **Recipe:** {weight.data['recipe'] or 'not yet written'}",
              f"- **Preprocessing:** resize to {pre['input_size'][1]}/{pre['crop_pct']} ({pre['interpolation']}), "
              f"center crop {pre['input_size'][1]}, mean {pre['mean']}, std {pre['std']}",
-             f"- **Status:** {'available' if weight.available else weight.status}", ""]
+             f"- **Status:** {status}", ""]
     if weight.data.get("notes"):
         lines += [f"> {weight.data['notes']}", ""]
     lines += ["## Metrics", "", "| source | dataset | top-1 | top-5 | resolution | crop_pct | interpolation |",
               "|---|---|---|---|---|---|---|"]
-    for label, m in (("PaddleClas (reported)", reported), ("ssld_zoo (measured)", measured)):
+    rows = [("PaddleClas (reported)", reported)] if paddle else []
+    for label, m in (*rows, ("ssld_zoo (measured)", measured)):
         if m:
             lines.append(f"| {label} | {m['dataset']} | {m['top1']} | {_fmt(m['top5'])} | {m['input_size']} | "
                          f"{m['crop_pct']} | {m['interpolation']} |")
         else:
             lines.append(f"| {label} | – | – | – | – | – | – |")
-    lines += ["", "## Usage", "", "```python", "import ssld_zoo",
+    lines += ["", "## Usage", ""]
+    if weight.data_file:
+        lines += [f"The weights are read in place from the data folder: set `SSLD_ZOO_DATA` (or pass `data_root=`) to "
+                  f"a folder holding `{weight.data_file}` (from {weight.origin_url}).", ""]
+    lines += ["```python", "import ssld_zoo",
               f"model = ssld_zoo.create(\"{weight.full_name}\", pretrained=True).eval()",
               f"transform = ssld_zoo.get_transform(\"{weight.full_name}\")", "```", ""]
     if entry.is_stock_architecture:

@@ -14,6 +14,12 @@ from typing import Sequence
 from .errors import SsldZooError
 
 
+def _status(available: bool, status: str, data_file: str | None) -> str:
+    if available:
+        return "available"
+    return "data file not found (set SSLD_ZOO_DATA)" if data_file else status
+
+
 def _cmd_list(args: argparse.Namespace) -> None:
     from .registry import get_model_entry, list_models
     names = list_models(args.pattern, pretrained=args.pretrained)
@@ -24,9 +30,9 @@ def _cmd_list(args: argparse.Namespace) -> None:
     for name in names:
         entry = get_model_entry(name)
         weight = entry.weight()
-        reported = weight.data["metrics"]["paddle_reported"]
-        top1 = f"{reported['top1']:.2f}" if reported else "  –  "
-        status = "available" if weight.available else weight.status
+        metrics = weight.data["metrics"]["paddle_reported"] or weight.data["metrics"]["measured"]
+        top1 = f"{metrics['top1']:.2f}" if metrics else "  –  "
+        status = _status(weight.available, weight.status, weight.data_file)
         print(f"{name:<{width}}  {entry.architecture:<26} top-1 {top1}  {len(entry.weights)} weight(s)  {status}")
 
 
@@ -36,17 +42,24 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(info, indent=2))
         return
-    print(f"{info['name']}  (PaddleClas {info['paddle_name']}, timm architecture `{info['architecture']}`)")
+    paddle = f"PaddleClas {info['paddle_name']}, " if info["paddle_name"] else ""
+    print(f"{info['name']}  ({paddle}timm architecture `{info['architecture']}`)")
     print(f"  params {info['num_params'] / 1e6:.2f} M, {info['gmacs']} GMACs, {info['num_classes']} classes")
     for tag, w in info["weights"].items():
-        pre, rep = w["preprocessing"], w["metrics"]["paddle_reported"]
+        pre, rep, measured = w["preprocessing"], w["metrics"]["paddle_reported"], w["metrics"]["measured"]
         default = " (default)" if tag == info["default_weight"] else ""
-        print(f"  weights {info['name']}.{tag}{default}: {'available' if w['available'] else w['status']}")
+        print(f"  weights {info['name']}.{tag}{default}: {_status(w['available'], w['status'], w.get('data_file'))}")
         if rep:
             print(f"    PaddleClas top-1 {rep['top1']} / top-5 {rep['top5']} at {rep['input_size']} px")
+        if measured:
+            print(f"    measured top-1 {measured['top1']} / top-5 {measured['top5']} on {measured['dataset']} at "
+                  f"{measured['input_size']} px")
         print(f"    preprocessing: {pre['input_size'][1]} px, crop_pct {pre['crop_pct']}, {pre['interpolation']}")
-        print(f"    teacher: {w['teacher'] or 'not documented'}; hub: {w['hub']['repo_id']}@{w['hub']['revision']}")
+        teacher = w["teacher"] or ("not documented" if info["paddle_name"] else "none")
+        print(f"    teacher: {teacher}; hub: {w['hub']['repo_id']}@{w['hub']['revision']}")
         print(f"    origin: {w['origin']['url'] if w['origin'] else '-'}")
+        if w.get("data_file"):
+            print(f"    data file: $SSLD_ZOO_DATA/{w['data_file']} (sha256 {w['origin']['sha256']})")
 
 
 def _cmd_download(args: argparse.Namespace) -> None:

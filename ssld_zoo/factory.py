@@ -15,7 +15,8 @@ from .weights import load_weights
 
 def create(name: str, pretrained: bool | str | os.PathLike = False, *, num_classes: int | None = None,
            features_only: bool = False, out_indices: Sequence[int] | None = None,
-           cache_dir: str | os.PathLike | None = None, **kwargs: Any) -> torch.nn.Module:
+           cache_dir: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
+           **kwargs: Any) -> torch.nn.Module:
     """Build a zoo model, optionally with weights.
 
     Args:
@@ -26,11 +27,14 @@ def create(name: str, pretrained: bool | str | os.PathLike = False, *, num_class
         features_only: return a timm feature extractor (with `feature_info`) instead of a classifier.
         out_indices: which feature levels `features_only` returns.
         cache_dir: Hub cache folder (default: `HF_HUB_CACHE`).
+        data_root: data folder for weights read from it, e.g. the CIFAR-10 teachers (default: `$SSLD_ZOO_DATA`).
         **kwargs: passed to `timm.create_model` (e.g. `drop_rate`, `in_chans`, `output_stride`).
     """
     get_model_entry(name)  # unknown names and tags fail here, with suggestions
     register_catalogue_models()  # entries from catalogues added after import
     options: dict[str, Any] = dict(kwargs, num_classes=num_classes, cache_dir=cache_dir)
+    if data_root is not None:
+        options.update(data_root=data_root)
     if features_only:
         options.update(features_only=True, out_indices=tuple(out_indices) if out_indices is not None else None)
     if pretrained is False or pretrained is None:

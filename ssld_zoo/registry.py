@@ -14,14 +14,16 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
+from .data import find_data_file
 from .errors import CatalogueError, UnknownModelError
 
 BUILTIN_CATALOGUE = Path(__file__).with_name("catalogue.json")
 SCHEMA_VERSION = 1
 WEIGHT_STATUSES = ("published", "unpublished")
+ORIGIN_FORMATS = ("pdparams", "torch")
 _NAME = re.compile(r"^[a-z0-9_]+$")
 _TAG = re.compile(r"^[a-z0-9_]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -49,6 +51,7 @@ class WeightEntry:
     status: str
     hub: HubFile
     file: Path | None
+    data_file: str | None
     origin_url: str | None
     origin_sha256: str | None
     preprocessing: dict[str, Any]
@@ -60,11 +63,21 @@ class WeightEntry:
         return f"{self.model}.{self.tag}"
 
     @property
-    def available(self) -> bool:
-        """True when the weights can be loaded: a pinned Hub file, or a shipped local file that exists."""
-        if self.file is not None and self.file.is_file():
-            return True
+    def shipped(self) -> bool:
+        """True when the weights are a file shipped in the checkout (`file`) that exists."""
+        return self.file is not None and self.file.is_file()
+
+    @property
+    def on_hub(self) -> bool:
+        """True when the weights are published on the Hub at a pinned revision and hash."""
         return self.status == "published" and self.hub.revision is not None and self.hub.sha256 is not None
+
+    @property
+    def available(self) -> bool:
+        """True when the weights can be loaded: a pinned Hub file, a shipped local file that exists, or a
+        `data_file` present in the data folder (`$SSLD_ZOO_DATA`)."""
+        return self.shipped or self.on_hub or (self.data_file is not None
+                                               and isinstance(find_data_file(self.data_file), Path))
 
 
 @dataclass(frozen=True)
@@ -143,7 +156,7 @@ def _parse_model(name: str, data: dict[str, Any], base: Path) -> ModelEntry:
         hub = HubFile(**w["hub"])
         weights[tag] = WeightEntry(
             model=name, tag=tag, status=w["status"], hub=hub,
-            file=(base / w["file"]).resolve() if w.get("file") else None,
+            file=(base / w["file"]).resolve() if w.get("file") else None, data_file=w.get("data_file"),
             origin_url=w["origin"]["url"] if w.get("origin") else None,
             origin_sha256=w["origin"].get("sha256") if w.get("origin") else None,
             preprocessing=w["preprocessing"], num_classes=data["num_classes"], data=w)
@@ -194,8 +207,25 @@ def validate_model(name: str, data: dict[str, Any]) -> None:
         if w["file"] is not None:
             _require(w["file"].endswith(".safetensors"), where, "'file' must be a .safetensors file")
             _require(hub["sha256"] is not None, where, "a local 'file' needs hub.sha256 to be verified")
-        if w["origin"] is not None:
-            _check_fields(w["origin"], where + ".origin", {"url": str, "format": str, "sha256": (str, type(None))})
+        for key in ("data_file", "summary"):  # optional
+            _require(isinstance(w.get(key), (str, type(None))), where, f"field '{key}' must be a string or null")
+        origin = w["origin"]
+        if origin is not None:
+            _check_fields(origin, where + ".origin", {"url": str, "format": str, "sha256": (str, type(None))})
+            _require(origin["format"] in ORIGIN_FORMATS, where, f"origin.format must be one of {ORIGIN_FORMATS}")
+            if origin["sha256"] is not None:
+                _require(bool(_SHA256.match(origin["sha256"])), where, "origin.sha256 must be 64 lower-case hex digits")
+            _require(isinstance(origin.get("size"), (int, type(None))), where, "origin.size must be an integer or null")
+        if w.get("data_file") is not None:
+            path = PurePosixPath(w["data_file"])
+            _require(path.parts != () and not path.is_absolute() and ".." not in path.parts
+                     and "\\" not in w["data_file"], where,
+                     "data_file is a relative path inside the data folder, with '/' and no '..'")
+            _require(origin is not None and origin["format"] == "torch" and origin["sha256"] is not None, where,
+                     "a data_file needs origin.format 'torch' and origin.sha256 to be verified")
+        elif origin is not None:
+            _require(origin["format"] != "torch", where, "origin.format 'torch' is read from a data_file, which is "
+                     "missing")
         pre = w["preprocessing"]
         _check_fields(pre, where + ".preprocessing", {"input_size": list, "crop_pct": (float, int),
                                                       "interpolation": str, "mean": list, "std": list})

@@ -4,16 +4,20 @@ Resolution order for `create(name, pretrained=...)`:
 
 1. an explicit local source: a `.safetensors` file, or a folder in Hub layout (`model.safetensors` + `config.json`);
 2. an explicit Hub repo: `"hf-hub:org/name[@revision]"` (checked against the sha256 the Hub publishes for the file);
-3. `True` / a tag: the catalogue's weights: a file shipped in the checkout (`weights/`), else the pinned Hub file.
+3. `True` / a tag: the catalogue's weights: a file shipped in the checkout (`weights/`), else the pinned Hub file,
+   else a `data_file` in the data folder (`data_root=`, else `$SSLD_ZOO_DATA`; a PyTorch checkpoint checked against
+   the catalogue's `origin.sha256` on every use and handed on as safetensors), else the converted PaddleClas file.
 """
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+import tempfile
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, TypeVar
 
 from . import hub
+from .data import SHARED_DATA, Missing, find_data_file
 from .errors import IntegrityError, InvalidWeightsError, WeightsUnavailableError
 from .registry import HubFile, WeightEntry
 
@@ -32,7 +36,7 @@ def pretrained_cfg_for(weight: WeightEntry) -> dict[str, Any]:
         num_classes=weight.num_classes, input_size=tuple(pre["input_size"]), crop_pct=pre["crop_pct"],
         interpolation=pre["interpolation"], mean=tuple(pre["mean"]), std=tuple(pre["std"]),
         license=weight.data["license"], origin_url=weight.origin_url, paper_ids=PAPER_ID,
-        hf_hub_id=weight.hub.repo_id if weight.available else None,
+        hf_hub_id=weight.hub.repo_id if weight.shipped or weight.on_hub else None,
     )
     for key in ("test_input_size", "test_crop_pct"):
         if key in pre:
@@ -40,17 +44,20 @@ def pretrained_cfg_for(weight: WeightEntry) -> dict[str, Any]:
     return cfg
 
 
-def load_catalogue_weights(weight: WeightEntry, use: Callable[[Path], T], *,
-                           cache_dir: str | os.PathLike | None = None) -> T:
-    """Return `use(path)` for a catalogue weight's verified local file (shipped file first, then the pinned Hub file)."""
+def load_catalogue_weights(weight: WeightEntry, use: Callable[[Path], T], *, cache_dir: str | os.PathLike | None = None,
+                           data_root: str | os.PathLike | None = None) -> T:
+    """Return `use(path)` for a catalogue weight's verified local `.safetensors` file (shipped file first, then the
+    pinned Hub file, the data folder's file, the converted PaddleClas file)."""
     if weight.file is not None and weight.file.is_file():
         result, problem = hub.use_verified(weight.file, use, weight.hub.sha256, weight.hub.size)
         if problem is not None:
             raise IntegrityError(f"The shipped weight file {weight.file} for '{weight.full_name}' is corrupt "
                                  f"({problem}). Restore it from version control (git checkout -- {weight.file}).")
         return result  # type: ignore[return-value]
-    if weight.available:
+    if weight.on_hub:
         return hub.fetch_verified(weight.hub, use, cache_dir=cache_dir, model=weight.model)
+    if weight.data_file is not None:
+        return _use_data_file(weight, weight.data_file, use, data_root)
     if weight.origin_url and weight.data["origin"]["format"] == "pdparams":
         from .origin import load_converted_origin
         return load_converted_origin(weight, use)
@@ -58,6 +65,40 @@ def load_catalogue_weights(weight: WeightEntry, use: Callable[[Path], T], *,
         f"Weights '{weight.full_name}' are not published yet (status: {weight.status}) and have no PaddleClas file "
         "to convert. Use pretrained=False, or pass pretrained='path/to/model.safetensors' or a Hub layout folder. "
         "`ssld-zoo list --pretrained` shows the weights that can be loaded now.")
+
+
+def _use_data_file(weight: WeightEntry, data_file: str, use: Callable[[Path], T],
+                   data_root: str | os.PathLike | None) -> T:
+    """`use(path)` with a temporary safetensors copy of `data_file` (a PyTorch checkpoint in the data folder), which
+    is checked against the catalogue's `origin.sha256` and `origin.size` while it is read."""
+    found = find_data_file(data_file, data_root)
+    if isinstance(found, Missing):
+        raise WeightsUnavailableError(
+            f"Weights '{weight.full_name}' are read from the data folder, but {found.reason}. Download "
+            f"{PurePosixPath(data_file).name} from {weight.origin_url} (or copy it from {SHARED_DATA}, {data_file}) "
+            f"into {found.put_in}.")
+    origin = weight.data["origin"]
+    with tempfile.TemporaryDirectory(prefix="ssld_zoo_") as tmp:
+        def convert_and_use(path: Path) -> T:
+            converted = Path(tmp) / WEIGHTS_FILE
+            _torch_checkpoint_to_safetensors(path, converted)
+            return use(converted)
+
+        result, problem = hub.use_verified(found, convert_and_use, origin["sha256"], origin.get("size"))
+    if problem is not None:
+        raise IntegrityError(f"The data file {found} for '{weight.full_name}' does not match the catalogue "
+                             f"({problem}); it is damaged or another file. Download it again from {weight.origin_url}.")
+    return result  # type: ignore[return-value]
+
+
+def _torch_checkpoint_to_safetensors(path: Path, out: Path) -> None:
+    """Save the state dict of a PyTorch checkpoint (bare, or under 'state_dict'; DataParallel's `module.` prefix
+    removed) as safetensors. Read with `weights_only=True`, so the file cannot run code."""
+    import torch
+    from safetensors.torch import save_file
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = checkpoint.get("state_dict", checkpoint)
+    save_file({k.removeprefix("module."): v.contiguous() for k, v in state.items()}, os.fspath(out))
 
 
 def use_folder(folder: Path, use: Callable[[Path], T]) -> T:

@@ -27,7 +27,7 @@ def test_list_and_pattern(capsys):
 
 
 def test_list_pretrained_only_lists_loadable_weights(capsys):
-    code, out, err = run(capsys, "list", "resnet*", "--pretrained")
+    code, out, err = run(capsys, "list", "resnet*_ssld", "--pretrained")
     assert code == 0 and out == "" and "with loadable weights" in err
 
 

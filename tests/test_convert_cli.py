@@ -99,7 +99,9 @@ def test_missing_file_and_unknown_model_are_one_line(capsys, tmp_path, paddle_fi
     assert code == 1 and err.count("\n") == 1 and "lcnet_050_ssld" in err
 
 
-def test_every_catalogue_model_has_a_converter():
+def test_every_paddleclas_catalogue_model_has_a_converter():
     import ssld_zoo
     from ssld_zoo.convert import supported_models
-    assert supported_models() == ssld_zoo.list_models()
+    from ssld_zoo.registry import get_weight_entry
+    paddle = [n for n in ssld_zoo.list_models() if get_weight_entry(n).data["origin"]["format"] == "pdparams"]
+    assert supported_models() == paddle and len(paddle) == 30

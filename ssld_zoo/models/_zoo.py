@@ -32,11 +32,13 @@ def zoo_default_cfgs(arch_facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def register_zoo_model(fn: ModelFn) -> ModelFn:
-    """`timm.models.register_model` for zoo names, adding catalogue-verified weight loading."""
+    """`timm.models.register_model` for zoo names, adding catalogue-verified weight loading (`data_root=` names the
+    data folder for weights read from it)."""
     name = fn.__name__
 
     @functools.wraps(fn)
     def entrypoint(pretrained: bool = False, **kwargs: Any) -> Any:
+        data_root = kwargs.pop("data_root", None)
         cfg = resolve_pretrained_cfg(name, pretrained_cfg=kwargs.pop("pretrained_cfg", None),
                                      pretrained_cfg_overlay=kwargs.pop("pretrained_cfg_overlay", None))
         if not pretrained or cfg.file or cfg.state_dict:
@@ -44,6 +46,6 @@ def register_zoo_model(fn: ModelFn) -> ModelFn:
         weight = registry.get_model_entry(name).weight(cfg.tag)
         return load_catalogue_weights(
             weight, lambda path: fn(pretrained=True, pretrained_cfg=replace(cfg, file=str(path)), **kwargs),
-            cache_dir=kwargs.get("cache_dir"))
+            cache_dir=kwargs.get("cache_dir"), data_root=data_root)
 
     return register_model(entrypoint)
