@@ -164,10 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "visibility)")
     p.add_argument("--message", metavar="MSG", help="commit message")
     p.set_defaults(func=_cmd_publish)
+    from .train import __main__ as train_command, demo, plot
+    p = sub.add_parser("train", help="train a student from a recipe (SSLD distillation or supervised)")
+    train_command.add_arguments(p)  # `main` hands `train` to the training command itself (overrides anywhere)
+    p = sub.add_parser("plot", help="draw a training run's curves into RUN_DIR/curves.png")
+    plot.add_arguments(p)
+    p.set_defaults(func=plot.run)
+    p = sub.add_parser("demo", help="label-free SSLD on real CIFAR-10 in a few CPU minutes")
+    demo.add_arguments(p)
+    p.set_defaults(func=demo.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # its KEY=VALUE overrides may come after the options, which subparsers cannot parse
+        from .train.__main__ import main as train_main
+        return train_main(argv[1:], prog="ssld-zoo train")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

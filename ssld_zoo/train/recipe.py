@@ -6,7 +6,7 @@
     loss: {type: symmetric_kl, temperature: 1.0}                    # symmetric_kl | soft_ce | js | kl | ce
     data:
       input_size: 32
-      augment: {pad_crop: 4, hflip: true}                            # or random_resized_crop, auto_augment, ...
+      augment: {pad_crop: 4, hflip: true}          # train augmentation and eval preprocessing, see `Augment`
       eval: {source: cifar10:test}
     batch_size: 128                      # global, over all processes
     optimizer: {momentum: 0.9, nesterov: false, no_decay_norm_bias: true}
@@ -16,6 +16,10 @@
       - {name: stage2, epochs: 30, lr: 0.001, train: [{source: cifar10:train, labels: false}]}
     runtime: {amp: bf16, channels_last: true, compile: false, ema: 0.9998, workers: 4, seed: 0, checkpoint_every: 500}
     reference: {...}                     # free-form provenance: PaddleClas config, reported accuracy, notes
+
+Augment keys: `pad_crop: N` (pad N px with zeros, random crop back), `hflip: true`, `random_resized_crop: true` or
+`{scale: [a, b]}`, `auto_augment: rand-m9-mstd0.5` (a timm RandAugment spec), `interpolation` (bilinear, bicubic,
+nearest) and `eval_crop_pct` (eval: resize the short side to input_size / eval_crop_pct, center crop input_size).
 
 Data sources: `cifar10:train` / `cifar10:test` (the packed JPEG files under `--data` / `SSLD_ZOO_DATA`),
 `imagefolder:PATH` (class sub-folders), `folder:PATH` (any images, unlabeled), `list:PATH` (a text file with one
@@ -27,6 +31,7 @@ first N images of every class) or `except_per_class:N` (the rest). `labels: fals
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -37,10 +42,14 @@ from ..errors import SsldZooError
 
 LOSSES = ("symmetric_kl", "soft_ce", "js", "kl", "ce")
 TEACHER_BN_MODES = ("train", "eval")
-AMP_MODES = (None, "bf16", "fp16")
+AMP_MODES = (None, "bf16")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 SOURCE_KINDS = ("cifar10", "imagefolder", "folder", "list")
 _SUBSET = re.compile(r"^(per_class|except_per_class):(\d+)$")
 _ENV = re.compile(r"\$\{(\w+)\}")
+_FLOAT = re.compile(r"^[+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_RUN_NAME = re.compile(r"^\w[\w.-]*$")
+_RAND_AUGMENT = re.compile(r"^rand(-(t\w+|(mstd|p)\d+(\.\d+)?|(mmax|inc|m|n)\d+))*$")
 
 
 class RecipeError(SsldZooError, ValueError):
@@ -88,6 +97,18 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Augment:
+    """Train-time augmentation (applied in this order) and eval preprocessing; every sample's randomness is seeded."""
+
+    random_resized_crop: tuple[float, float] | None = None  # crop scale range; None: resize + center crop
+    pad_crop: int = 0
+    hflip: bool = False
+    auto_augment: str | None = None  # timm RandAugment spec, e.g. rand-m9-mstd0.5
+    interpolation: str = "bilinear"
+    eval_crop_pct: float = 1.0
+
+
+@dataclass(frozen=True)
 class Runtime:
     amp: str | None = None
     channels_last: bool = False
@@ -109,7 +130,7 @@ class Recipe:
     loss: str
     temperature: float
     input_size: int
-    augment: dict[str, Any]
+    augment: Augment
     eval: DataSource | None
     batch_size: int
     momentum: float
@@ -199,6 +220,7 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
     r.no_unknown(raw, known, "")
     teacher_raw = raw.get("teacher")
     loss = r.mapping(raw, "loss")
+    r.no_unknown(loss, {"type", "temperature"}, "loss.")
     loss_type = r.choice(loss, "type", LOSSES, "loss.")
     teacher = r.model(teacher_raw, "teacher") if teacher_raw is not None else None
     if (teacher is None) != (loss_type == "ce"):
@@ -207,24 +229,22 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
             else "is the supervised loss; a distillation recipe uses symmetric_kl, soft_ce, js or kl."))
     data = r.mapping(raw, "data")
     r.no_unknown(data, {"input_size", "augment", "eval"}, "data.")
-    optimizer = raw.get("optimizer") or {}
+    optimizer = r.mapping(raw, "optimizer") if raw.get("optimizer") is not None else {}
     r.no_unknown(optimizer, {"momentum", "nesterov", "no_decay_norm_bias"}, "optimizer.")
-    runtime_raw = raw.get("runtime") or {}
-    r.no_unknown(runtime_raw, set(Runtime.__dataclass_fields__), "runtime.")
-    runtime = Runtime(**runtime_raw)
-    if runtime.amp not in AMP_MODES:
-        raise RecipeError(f"{where}: runtime.amp must be one of {AMP_MODES}, not {runtime.amp!r}.")
+    runtime = r.runtime(raw.get("runtime") or {})
+    if optimizer.get("nesterov") and not optimizer.get("momentum", 0.9):
+        raise RecipeError(f"{where}: `optimizer.nesterov` needs a non-zero `optimizer.momentum`.")
     stages = tuple(r.stage(s, i, supervised=teacher is None) for i, s in enumerate(r.sequence(raw, "stages")))
     if not stages:
         raise RecipeError(f"{where}: `stages` needs at least one stage.")
     return Recipe(
-        name=r.string(raw, "name"), student=r.model(r.mapping(raw, "student"), "student"), teacher=teacher,
-        loss=loss_type, temperature=float(loss.get("temperature", 1.0)),
-        input_size=r.positive_int(data, "input_size", "data."), augment=dict(data.get("augment") or {}),
+        name=r.name(raw), student=r.model(r.mapping(raw, "student"), "student"), teacher=teacher,
+        loss=loss_type, temperature=r.positive_number(loss, "temperature", "loss.", 1.0),
+        input_size=r.positive_int(data, "input_size", "data."), augment=r.augment(data.get("augment") or {}),
         eval=r.source(data["eval"], "data.eval", supervised=True) if data.get("eval") else None,
-        batch_size=r.positive_int(raw, "batch_size"), momentum=float(optimizer.get("momentum", 0.9)),
-        nesterov=bool(optimizer.get("nesterov", False)),
-        no_decay_norm_bias=bool(optimizer.get("no_decay_norm_bias", False)), stages=stages, runtime=runtime,
+        batch_size=r.positive_int(raw, "batch_size"), momentum=r.number(optimizer, "momentum", "optimizer.", 0.9),
+        nesterov=r.flag(optimizer, "nesterov", "optimizer.", False),
+        no_decay_norm_bias=r.flag(optimizer, "no_decay_norm_bias", "optimizer.", False), stages=stages, runtime=runtime,
         reference=dict(raw.get("reference") or {}), raw=raw, path=path)
 
 
@@ -257,6 +277,12 @@ class _Reader:
             raise self.fail(prefix + key, "must be a non-empty string")
         return node[key]
 
+    def name(self, node: dict[str, Any]) -> str:
+        value = self.string(node, "name")
+        if not _RUN_NAME.match(value):
+            raise self.fail("name", f"must be a folder name (letters, digits, '_', '.', '-'), not {value!r}")
+        return value
+
     def positive_int(self, node: dict[str, Any], key: str, prefix: str = "") -> int:
         value = node.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -265,9 +291,73 @@ class _Reader:
 
     def number(self, node: dict[str, Any], key: str, prefix: str, default: float | None = None) -> float:
         value = node.get(key, default)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        if isinstance(value, str) and _FLOAT.match(value):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no '.', no sign) as a string
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
             raise self.fail(prefix + key, f"must be a non-negative number, not {value!r}")
         return float(value)
+
+    def positive_number(self, node: dict[str, Any], key: str, prefix: str, default: float) -> float:
+        value = self.number(node, key, prefix, default)
+        if value <= 0:
+            raise self.fail(prefix + key, f"must be a positive number, not {value!r}")
+        return value
+
+    def flag(self, node: dict[str, Any], key: str, prefix: str, default: bool) -> bool:
+        value = node.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(prefix + key, f"must be true or false, not {value!r}")
+        return value
+
+    def count(self, node: dict[str, Any], key: str, prefix: str, default: int) -> int:
+        value = node.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.fail(prefix + key, f"must be a non-negative integer, not {value!r}")
+        return value
+
+    def augment(self, node: Any) -> Augment:
+        p = "data.augment."
+        if not isinstance(node, dict):
+            raise self.fail("data.augment", "must be a mapping like {hflip: true, pad_crop: 4}")
+        self.no_unknown(node, set(Augment.__dataclass_fields__), p)
+        rrc = node.get("random_resized_crop", False)
+        scale: tuple[float, float] | None = (0.08, 1.0) if rrc is True else None
+        if isinstance(rrc, dict):
+            self.no_unknown(rrc, {"scale"}, p + "random_resized_crop.")
+            value = rrc.get("scale", [0.08, 1.0])
+            if not (isinstance(value, list) and len(value) == 2 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                    and 0 < value[0] <= value[1] <= 1):
+                raise self.fail(p + "random_resized_crop.scale", f"must be [a, b] with 0 < a <= b <= 1, not {value!r}")
+            scale = (float(value[0]), float(value[1]))
+        elif not isinstance(rrc, bool):
+            raise self.fail(p + "random_resized_crop", f"must be true, false or {{scale: [a, b]}}, not {rrc!r}")
+        auto = node.get("auto_augment")
+        if auto is not None and not (isinstance(auto, str) and _RAND_AUGMENT.match(auto)):
+            raise self.fail(p + "auto_augment", f"must be a timm RandAugment spec like rand-m9-mstd0.5, not {auto!r}")
+        crop_pct = self.positive_number(node, "eval_crop_pct", p, 1.0)
+        if crop_pct > 1:
+            raise self.fail(p + "eval_crop_pct", f"must be at most 1, not {crop_pct!r}")
+        return Augment(random_resized_crop=scale, pad_crop=self.count(node, "pad_crop", p, 0),
+                       hflip=self.flag(node, "hflip", p, False), auto_augment=auto,
+                       interpolation=self.choice({"interpolation": "bilinear", **node}, "interpolation",
+                                                 INTERPOLATIONS, p),
+                       eval_crop_pct=crop_pct)
+
+    def runtime(self, node: Any) -> Runtime:
+        p = "runtime."
+        if not isinstance(node, dict):
+            raise self.fail("runtime", "must be a mapping")
+        self.no_unknown(node, set(Runtime.__dataclass_fields__), p)
+        ema = node.get("ema")
+        if ema is not None and not (isinstance(ema, float) and 0 < ema < 1):
+            raise self.fail(p + "ema", f"must be a decay between 0 and 1 (e.g. 0.9998) or null, not {ema!r}")
+        return Runtime(amp=self.choice({"amp": None, **node}, "amp", AMP_MODES, p),
+                       channels_last=self.flag(node, "channels_last", p, False),
+                       compile=self.flag(node, "compile", p, False), ema=ema,
+                       workers=self.count(node, "workers", p, 2), seed=self.count(node, "seed", p, 0),
+                       checkpoint_every=self.positive_int({"checkpoint_every": 500, **node}, "checkpoint_every", p),
+                       log_every=self.positive_int({"log_every": 50, **node}, "log_every", p))
 
     def choice(self, node: dict[str, Any], key: str, choices: Sequence[Any], prefix: str = "") -> Any:
         if node.get(key) not in choices:
@@ -279,19 +369,29 @@ class _Reader:
             raise self.fail(key, "must be a mapping like {model: NAME, pretrained: true}")
         self.no_unknown(node, {"model", "pretrained", "model_args", "bn"}, key + ".")
         bn = self.choice({"bn": node.get("bn", "train")}, "bn", TEACHER_BN_MODES, key + ".")
-        return ModelSpec(self.string(node, "model", key + "."), node.get("pretrained", False),
-                         dict(node.get("model_args") or {}), bn)
+        pretrained = node.get("pretrained", False)
+        if not (isinstance(pretrained, bool) or (isinstance(pretrained, str) and pretrained)):
+            raise self.fail(key + ".pretrained",
+                            f"must be true, false, a path or 'hf-hub:org/name', not {pretrained!r}")
+        if not isinstance(node.get("model_args") or {}, dict):
+            raise self.fail(key + ".model_args", "must be a mapping of timm.create_model arguments")
+        return ModelSpec(self.string(node, "model", key + "."), pretrained, dict(node.get("model_args") or {}), bn)
 
     def source(self, node: Any, key: str, *, supervised: bool) -> DataSource:
         if not isinstance(node, dict):
             raise self.fail(key, "must be a mapping like {source: 'cifar10:train'}")
         self.no_unknown(node, {"source", "labels", "subset"}, key + ".")
-        source = DataSource(self.string(node, "source", key + "."), bool(node.get("labels", True)),
+        source = DataSource(self.string(node, "source", key + "."), self.flag(node, "labels", key + ".", True),
                             node.get("subset"))
-        if ":" not in source.source or source.kind not in SOURCE_KINDS:
+        if ":" not in source.source or source.kind not in SOURCE_KINDS or not source.location:
             raise self.fail(key + ".source", f"must be KIND:LOCATION with KIND one of {', '.join(SOURCE_KINDS)}")
+        if source.kind == "cifar10" and source.location not in ("train", "test"):
+            raise self.fail(key + ".source", f"must be cifar10:train or cifar10:test, not {source.source!r}")
         if source.subset is not None and not _SUBSET.match(str(source.subset)):
             raise self.fail(key + ".subset", "must be per_class:N or except_per_class:N")
+        if source.kind == "folder" and (supervised or source.subset is not None):
+            raise self.fail(key + ".source", "is a folder: source, which has no labels; a supervised recipe, "
+                                             "evaluation and per-class subsets need imagefolder:, list: or cifar10:")
         if supervised and not source.labels:
             raise self.fail(key + ".labels", "must be true: a supervised recipe (and evaluation) needs labels")
         return source

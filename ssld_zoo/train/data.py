@@ -1,0 +1,333 @@
+"""Training and evaluation images: sources, seeded augmentation, sharded resumable batches.
+
+A dataset yields `(index, uint8 CHW image or None, label)`; the label is -1 when the image has none or the recipe hides
+it, and the image is None when the file cannot be decoded (the batch drops it and counts it as skipped). Pixels stay
+in [0, 255]: each model normalises its own input (`models.Normalized`).
+
+Every sample's augmentation is seeded from (seed, stage, epoch, index), and every epoch's order from
+(seed, stage, epoch), so a batch holds the same pixels whatever the worker count, rank count or resume point.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import struct
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data import DataError
+from .losses import IGNORE_LABEL
+from .recipe import Augment, DataSource, expand_env
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+             "nearest": Image.Resampling.NEAREST}
+SeedWords = tuple[int, int, int]  # (seed, stage, epoch)
+Key = tuple[int, "SeedWords | None"]  # (sample index, seed words; None for evaluation)
+
+
+class Images(ABC):
+    """An indexed set of images with an int64 label per image (-1: none)."""
+
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @abstractmethod
+    def image(self, i: int) -> Image.Image:
+        """Image `i` decoded to RGB; raises an OSError-like exception when it cannot be read."""
+
+
+class Files(Images):
+    """Image files on disk."""
+
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int]) -> None:
+        self.paths = [os.fspath(p) for p in paths]
+        self.labels = np.asarray(labels, dtype=np.int64)
+
+    def image(self, i: int) -> Image.Image:
+        with Image.open(self.paths[i]) as im:
+            return im.convert("RGB")
+
+
+class Cifar(Images):
+    """A CIFAR-10 split from `ssld_zoo.data.cifar` (packed JPEG bytes, decoded on demand)."""
+
+    def __init__(self, split: str, data_root: str | os.PathLike | None) -> None:
+        from ..data.cifar import load_cifar10
+        self.pack = load_cifar10(split, data_root)
+        self.labels = self.pack.labels
+
+    def image(self, i: int) -> Image.Image:
+        return self.pack.image(i)
+
+
+class Selection(Images):
+    """Some images of `base` (by index), with the labels kept or hidden."""
+
+    def __init__(self, base: Images, indices: np.ndarray, hide_labels: bool) -> None:
+        self.base, self.indices = base, indices
+        self.labels = np.full(len(indices), IGNORE_LABEL, np.int64) if hide_labels else base.labels[indices]
+
+    def image(self, i: int) -> Image.Image:
+        return self.base.image(int(self.indices[i]))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _image_folder(root: Path) -> Files:
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    paths, labels = [], []
+    for label, folder in enumerate(classes):
+        files = _image_files(folder)
+        paths += files
+        labels += [label] * len(files)
+    return Files(paths, labels)
+
+
+def _list_file(path: Path) -> Files:
+    paths, labels = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(maxsplit=1)
+        label = IGNORE_LABEL
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            line, label = parts[0], int(parts[1])
+            if label < 0:
+                raise DataError(f"{path}:{number}: label {label} is negative; leave it out for an unlabeled image.")
+        paths.append(path.parent / Path(line).expanduser())
+        labels.append(label)
+    return Files(paths, labels)
+
+
+def _subset(images: Images, subset: str, where: str) -> np.ndarray:
+    kind, n = subset.split(":")
+    labels = images.labels
+    if (labels < 0).all():
+        raise DataError(f"{where}: subset {subset} needs labelled images, and this source has none.")
+    first = np.zeros(len(labels), bool)
+    for label in np.unique(labels[labels >= 0]):
+        first[np.flatnonzero(labels == label)[:int(n)]] = True
+    return np.flatnonzero(first if kind == "per_class" else ~first)
+
+
+def open_source(source: DataSource, data_root: str | os.PathLike | None = None) -> Images:
+    """The images of one recipe data source, with its subset applied and its labels hidden if `labels: false`."""
+    kind, where = source.kind, source.source
+    if kind == "cifar10":
+        images: Images = Cifar(source.location, data_root)
+    else:
+        path = Path(expand_env(source.location)).expanduser()
+        if not path.exists():
+            raise DataError(f"Data source '{where}': {path} does not exist.")
+        if kind == "list":
+            if not path.is_file():
+                raise DataError(f"Data source '{where}': {path} is not a text file with one image path per line.")
+            images = _list_file(path)
+        elif not path.is_dir():
+            raise DataError(f"Data source '{where}': {path} is not a folder.")
+        elif kind == "imagefolder":
+            images = _image_folder(path)
+        else:
+            files = _image_files(path)
+            images = Files(files, [IGNORE_LABEL] * len(files))
+    indices = _subset(images, source.subset, where) if source.subset else np.arange(len(images))
+    if len(indices) == 0:
+        raise DataError(f"Data source '{where}'" + (f" (subset {source.subset})" if source.subset else "")
+                        + f" has no images (looked for {', '.join(IMAGE_SUFFIXES)}).")
+    if len(indices) == len(images) and source.labels:
+        return images
+    return Selection(images, indices, hide_labels=not source.labels)
+
+
+@contextmanager
+def _seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed Python's and numpy's global RNGs (timm's RandAugment draws from them) and restore them afterwards."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def _resize_center_crop(im: Image.Image, size: int, crop_pct: float, resample: int) -> Image.Image:
+    scale = math.floor(size / crop_pct)
+    w, h = im.size
+    if min(w, h) != scale:
+        ratio = scale / min(w, h)
+        im = im.resize((max(scale, round(w * ratio)), max(scale, round(h * ratio))), resample)
+        w, h = im.size
+    if (w, h) == (size, size):
+        return im
+    left, top = (w - size) // 2, (h - size) // 2
+    return im.crop((left, top, left + size, top + size))
+
+
+def _random_resized_crop(im: Image.Image, size: int, scale: tuple[float, float], resample: int,
+                         rng: random.Random) -> Image.Image:
+    """torchvision's RandomResizedCrop (ratio 3/4..4/3) with the draws taken from `rng`."""
+    w, h = im.size
+    log_ratio = (math.log(3 / 4), math.log(4 / 3))
+    for _ in range(10):
+        area = w * h * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        cw, ch = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+        if 0 < cw <= w and 0 < ch <= h:
+            x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            return im.resize((size, size), resample, box=(x, y, x + cw, y + ch))
+    side = min(w, h)
+    x, y = (w - side) // 2, (h - side) // 2
+    return im.resize((size, size), resample, box=(x, y, x + side, y + side))
+
+
+class Transform:
+    """The recipe's train augmentation (when `train`) or its eval preprocessing, as PIL image -> uint8 CHW tensor."""
+
+    def __init__(self, size: int, augment: Augment, *, train: bool, fill: tuple[int, int, int] = (128, 128, 128)):
+        self.size, self.augment, self.train = size, augment, train
+        self.resample = _RESAMPLE[augment.interpolation]
+        self.rand_augment = None
+        if train and augment.auto_augment:
+            from timm.data.auto_augment import rand_augment_transform
+            self.rand_augment = rand_augment_transform(
+                augment.auto_augment, dict(translate_const=int(size * 0.45), img_mean=fill,
+                                           interpolation=self.resample))
+
+    def __call__(self, im: Image.Image, seed: int | None) -> torch.Tensor:
+        a = self.augment
+        if not self.train:
+            im = _resize_center_crop(im, self.size, a.eval_crop_pct, self.resample)
+        else:
+            rng = random.Random(seed)
+            if a.random_resized_crop:
+                im = _random_resized_crop(im, self.size, a.random_resized_crop, self.resample, rng)
+            else:
+                im = _resize_center_crop(im, self.size, 1.0, self.resample)
+            if a.pad_crop:
+                p = a.pad_crop
+                padded = Image.new("RGB", (self.size + 2 * p, self.size + 2 * p))
+                padded.paste(im, (p, p))
+                x, y = rng.randint(0, 2 * p), rng.randint(0, 2 * p)
+                im = padded.crop((x, y, x + self.size, y + self.size))
+            if a.hflip and rng.random() < 0.5:
+                im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            if self.rand_augment is not None:
+                with _seeded_global_rngs(rng.getrandbits(64)):
+                    im = self.rand_augment(im)
+        return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def sample_seed(words: SeedWords, index: int) -> int:
+    """The augmentation seed of sample `index` in epoch `words` = (seed, stage, epoch)."""
+    return int(np.random.SeedSequence([*words, index]).generate_state(2, np.uint64)[0])
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Several sources as one indexed dataset; `dataset[(index, seed_words)]` -> `(index, image or None, label)`."""
+
+    def __init__(self, sources: Sequence[Images], transform: Transform) -> None:
+        self.sources, self.transform = list(sources), transform
+        self.starts = np.cumsum([0] + [len(s) for s in self.sources])
+        self.labels = np.concatenate([s.labels for s in self.sources])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, key: Key) -> tuple[int, torch.Tensor | None, int]:
+        index, words = key
+        which = int(np.searchsorted(self.starts, index, side="right")) - 1
+        label = int(self.labels[index])
+        try:
+            im = self.sources[which].image(index - int(self.starts[which]))
+        except _DECODE_ERRORS:
+            return index, None, label
+        return index, self.transform(im, None if words is None else sample_seed(words, index)), label
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # uint8 (n, 3, size, size)
+    labels: torch.Tensor  # int64 (n,), -1 for none
+    indices: torch.Tensor  # int64 (n,), dataset indices
+    skipped: int  # images in this batch that could not be decoded
+
+    def pin_memory(self) -> "Batch":
+        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.indices.pin_memory(), self.skipped)
+
+
+class Collate:
+    """Stacks the decoded samples of a batch and counts the ones that could not be decoded."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, items: list[tuple[int, torch.Tensor | None, int]]) -> Batch:
+        good = [item for item in items if item[1] is not None]
+        images = (torch.stack([im for _, im, _ in good]) if good
+                  else torch.empty((0, 3, self.size, self.size), dtype=torch.uint8))
+        return Batch(images, torch.tensor([lab for *_, lab in good], dtype=torch.int64),
+                     torch.tensor([i for i, *_ in good], dtype=torch.int64), len(items) - len(good))
+
+
+class TrainBatches:
+    """One rank's batches of one epoch: a permutation seeded by (seed, stage, epoch), cut into `global_batch`-sized
+    steps (the incomplete last one dropped), each rank taking every `world`-th sample of a step. Starting at
+    `start_step` skips the consumed batches without loading them."""
+
+    def __init__(self, n: int, global_batch: int, *, seed: int, stage: int, epoch: int, rank: int = 0,
+                 world: int = 1, start_step: int = 0) -> None:
+        self.n, self.global_batch, self.rank, self.world = n, global_batch, rank, world
+        self.words: SeedWords = (seed, stage, epoch)
+        self.start_step = start_step
+
+    @staticmethod
+    def steps_per_epoch(n: int, global_batch: int) -> int:
+        return n // global_batch
+
+    def __len__(self) -> int:
+        return max(0, self.steps_per_epoch(self.n, self.global_batch) - self.start_step)
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        order = np.random.default_rng(list(self.words)).permutation(self.n)
+        for step in range(self.start_step, self.steps_per_epoch(self.n, self.global_batch)):
+            chunk = order[step * self.global_batch:(step + 1) * self.global_batch][self.rank::self.world]
+            yield [(int(i), self.words) for i in chunk]
+
+
+class EvalBatches:
+    """This rank's share (every `world`-th image) of an evaluation set, in batches, unshuffled."""
+
+    def __init__(self, n: int, batch: int, *, rank: int = 0, world: int = 1) -> None:
+        self.indices = list(range(rank, n, world))
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.indices) / self.batch)
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        for start in range(0, len(self.indices), self.batch):
+            yield [(i, None) for i in self.indices[start:start + self.batch]]
+
+
+def loader(dataset: ImageDataset, batches: Any, *, workers: int, pin_memory: bool) -> torch.utils.data.DataLoader:
+    """A DataLoader over `batches`; its private generator keeps the global torch RNG untouched."""
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                                       collate_fn=Collate(dataset.transform.size), pin_memory=pin_memory,
+                                       generator=torch.Generator())

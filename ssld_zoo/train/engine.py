@@ -1,0 +1,430 @@
+"""The training loop: stages of epochs of steps, one process or DistributedDataParallel under torchrun.
+
+Each step: the student sees a batch, the frozen teacher sees the same batch under `no_grad`, the loss (labels only for
+`ce`) is averaged over the global batch, SGD steps with the per-step learning rate, the EMA follows. After each
+epoch: evaluation, a line in `metrics.jsonl`, a checkpoint. A stage ends with the student taking its EMA weights
+(when EMA is on), and the next stage starts from it with a fresh optimizer. The run ends with the student exported
+to `RUN_DIR/<recipe name>/`.
+
+Resuming is exact: data order and augmentation depend only on (seed, stage, epoch, index), the torch RNG is reseeded
+from (seed, rank, global step) before each step, and the checkpoint holds optimizer, EMA and running totals.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from ..errors import SsldZooError
+from ..hub_layout import write_text_atomic
+from . import checkpoint, distributed
+from .checkpoint import CHECKPOINT_FILE, CheckpointError, Position
+from .data import EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source
+from .export import check_output_name, export
+from .losses import counted, get_loss, reduce
+from .models import build_pair, freeze_teacher, normalized, num_classes
+from .optim import learning_rate, make_optimizer
+from .recipe import Recipe, load_recipe
+
+METRICS_FILE = "metrics.jsonl"
+RECIPE_FILE = "recipe.yaml"
+RESUMABLE_CHANGES = ("runtime.workers", "runtime.log_every", "runtime.checkpoint_every")
+
+
+class TrainingDivergedError(SsldZooError):
+    """The loss or the weights stopped being finite; the last good checkpoint is left as it was."""
+
+
+class RunSetupError(SsldZooError):
+    """A run that cannot start as asked: its folder already holds a run, or batch size and data do not fit."""
+
+
+@dataclass
+class Totals:
+    """Running sums of the current epoch (global over all processes)."""
+
+    loss_sum: float = 0.0
+    counted: float = 0.0
+    images: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    lr: float = 0.0
+
+
+def train(recipe: Recipe | str | os.PathLike, run_dir: str | os.PathLike, *, resume: bool = False,
+          data_root: str | os.PathLike | None = None, device: str | None = None) -> Path:
+    """Run a recipe (a `Recipe` or a YAML path) in `run_dir` and return the folder of the trained student.
+
+    `resume=True` continues from `run_dir/checkpoint.pt`. `data_root` is the data folder for `cifar10:` sources
+    (default `$SSLD_ZOO_DATA`); `device` is "cpu" or "cuda" (default: cuda when available). Under torchrun every
+    process calls this; rank 0 writes the files.
+    """
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    run_dir = Path(run_dir)
+    if (run_dir / CHECKPOINT_FILE).exists() != resume:
+        if resume:
+            raise CheckpointError(f"There is no checkpoint to resume at {run_dir / CHECKPOINT_FILE}; start the run "
+                                  "without --resume.")
+        raise RunSetupError(f"{run_dir} already holds a run ({CHECKPOINT_FILE}). Pass --resume to continue it, or "
+                          "choose another --out.")
+    context = distributed.setup(device)
+    try:
+        return Trainer(recipe, run_dir, context, data_root).run(resume)
+    finally:
+        distributed.teardown(context)
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+    if isinstance(node, list):
+        return {k: v for i, value in enumerate(node) for k, v in _flatten(value, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): node}
+
+
+def recipe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two recipes, apart from the ones a resume may change."""
+    a, b = _flatten(old), _flatten(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
+
+
+class Trainer:
+    """One run of one recipe in one process (of one or many)."""
+
+    def __init__(self, recipe: Recipe, run_dir: Path, context: distributed.Context,
+                 data_root: str | os.PathLike | None) -> None:
+        self.recipe, self.run_dir, self.ctx, self.data_root = recipe, run_dir, context, data_root
+        self.checkpoint_path = run_dir / CHECKPOINT_FILE
+        self.recipe_yaml = yaml.safe_dump(recipe.raw, sort_keys=False)
+        self.position = Position()
+        self.metrics: list[dict[str, Any]] = []
+        self.teacher_pred: torch.Tensor | None = None
+        self.saved_step: int | None = None
+        self.pending: dict[str, Any] = {}
+        r, device = recipe, context.device
+        if r.batch_size % context.world:
+            raise RunSetupError(f"batch_size {r.batch_size} (global) does not split evenly over {context.world} "
+                                "processes.")
+        self.memory_format = torch.channels_last if r.runtime.channels_last else torch.contiguous_format
+        self.autocast_dtype = torch.bfloat16 if r.runtime.amp == "bf16" else None
+        self.loss_fn = get_loss(r.loss, r.temperature)
+        torch.manual_seed(r.runtime.seed)  # the student's initial weights
+        self.built, teacher = build_pair(r.student, r.teacher, data_root)
+        check_output_name(r, self.built)
+        self.classes = num_classes(self.built.model)
+        self.student = normalized(self.built.model).to(device, memory_format=self.memory_format)
+        self.teacher = teacher.to(device, memory_format=self.memory_format) if teacher is not None else None
+        fill = tuple(round(255 * m) for m in self.student.mean.flatten().tolist())
+        self.train_transform = Transform(r.input_size, r.augment, train=True, fill=fill)
+        self.eval_set = None
+        if r.eval is not None:
+            self.eval_set = ImageDataset([open_source(r.eval, data_root)],
+                                         Transform(r.input_size, r.augment, train=False))
+            self._check_labels(self.eval_set, r.eval.source)
+        forward: nn.Module = self.student
+        if context.world > 1:
+            forward = nn.parallel.DistributedDataParallel(
+                self.student, device_ids=[device] if device.type == "cuda" else None)
+        self.forward = torch.compile(forward) if r.runtime.compile else forward
+        self.teacher_forward = (torch.compile(self.teacher) if r.runtime.compile and self.teacher is not None
+                                else self.teacher)
+
+    # -- run ---------------------------------------------------------------------------------------------------
+    def run(self, resume: bool) -> Path:
+        r = self.recipe
+        if resume:
+            self._restore(checkpoint.load(self.checkpoint_path))
+        else:
+            self._start_run_dir()
+        if self.eval_set is not None and self.teacher is not None and self.teacher_pred is None:
+            self._evaluate_teacher()
+        for index in range(self.position.stage, len(r.stages)):
+            self._run_stage(index)
+        folder = self.run_dir / r.name
+        if self.ctx.main:
+            folder = export(r, self.built, self.built.model.state_dict(), self.run_dir, self.metrics,
+                            ema=r.runtime.ema is not None)
+            self._log(f"student written to {folder}")
+        self.ctx.barrier()
+        return folder
+
+    def _start_run_dir(self) -> None:
+        self.ctx.barrier()  # every rank has checked the folder (in `train`) before rank 0 writes anything
+        if self.ctx.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.run_dir / RECIPE_FILE, self.recipe_yaml)
+            write_text_atomic(self.run_dir / METRICS_FILE, "")
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        changed = recipe_changes(yaml.safe_load(saved["recipe"]), yaml.safe_load(self.recipe_yaml))
+        if changed:
+            raise CheckpointError(f"{self.checkpoint_path} was written by a different recipe ({', '.join(changed[:3])} "
+                                  "differ). Resume with the same recipe and overrides, or start a new run in another "
+                                  "folder.")
+        self.built.model.load_state_dict(saved["student"])
+        self.position = Position(**saved["position"])
+        self.saved_step = self.position.global_step
+        self.metrics = saved["metrics"]
+        self.teacher_pred = saved["teacher_pred"]
+        self.pending = {k: saved[k] for k in ("optimizer", "ema", "totals") if saved[k] is not None}
+        checkpoint.set_rng_state(saved["rng"])
+        if self.ctx.main:
+            self._write_metrics()
+            self._log(f"resuming {self.checkpoint_path}: stage {self.position.stage + 1}, epoch "
+                      f"{self.position.epoch + 1}, step {self.position.step} (global step {self.position.global_step})")
+
+    def _check_labels(self, dataset: ImageDataset, where: str) -> None:
+        if dataset.labels.max(initial=-1) >= self.classes:
+            raise RunSetupError(f"Data source '{where}' has label {dataset.labels.max()}, but the student predicts "
+                                f"{self.classes} classes (labels 0..{self.classes - 1}); set "
+                                "student.model_args.num_classes.")
+
+    # -- stages and epochs -------------------------------------------------------------------------------------
+    def _run_stage(self, index: int) -> None:
+        r, stage = self.recipe, self.recipe.stages[index]
+        dataset = ImageDataset([open_source(s, self.data_root) for s in stage.train], self.train_transform)
+        if r.loss == "ce":
+            self._check_labels(dataset, stage.name)
+        steps = TrainBatches.steps_per_epoch(len(dataset), r.batch_size)
+        if steps == 0:
+            raise RunSetupError(f"Stage '{stage.name}' has {len(dataset)} images, fewer than batch_size "
+                                f"{r.batch_size}; lower batch_size or add images.")
+        optimizer = make_optimizer(self.built.model, stage, r)
+        if "optimizer" in self.pending:
+            optimizer.load_state_dict(self.pending.pop("optimizer"))
+        ema = None
+        if r.runtime.ema is not None:
+            from timm.utils import ModelEmaV3
+            ema = ModelEmaV3(self.built.model, decay=r.runtime.ema)
+            if "ema" in self.pending:
+                ema.module.load_state_dict(self.pending.pop("ema"))
+        self._log(f"stage '{stage.name}' ({index + 1}/{len(r.stages)}): {len(dataset)} images, {steps} steps of "
+                  f"{r.batch_size} per epoch, {stage.epochs} epochs")
+        while self.position.stage == index:
+            self._run_epoch(index, dataset, steps, optimizer, ema)
+
+    def _run_epoch(self, index: int, dataset: ImageDataset, steps: int, optimizer: torch.optim.Optimizer,
+                   ema: Any) -> None:
+        r, ctx, pos, stage = self.recipe, self.ctx, self.position, self.recipe.stages[index]
+        totals = Totals(**self.pending.pop("totals")) if "totals" in self.pending else Totals()
+        batches = TrainBatches(len(dataset), r.batch_size, seed=r.runtime.seed, stage=index, epoch=pos.epoch,
+                               rank=ctx.rank, world=ctx.world, start_step=pos.step)
+        self.student.train()
+        started, before = time.perf_counter(), totals.seconds
+        with self._progress(stage.name, pos.epoch, stage.epochs, steps) as bar:
+            for batch in loader(dataset, batches, workers=r.runtime.workers, pin_memory=ctx.device.type == "cuda"):
+                lr = learning_rate(stage, pos.epoch * steps + pos.step, steps)
+                self._step(batch, optimizer, ema, lr, totals, index, steps)
+                pos.step += 1
+                pos.global_step += 1
+                totals.seconds = before + time.perf_counter() - started
+                bar(pos.step, totals)
+                if pos.global_step % r.runtime.checkpoint_every == 0 and pos.step < steps:
+                    self._save(optimizer, ema, totals)
+        record = self._epoch_record(index, totals, ema)
+        last = pos.epoch + 1 == stage.epochs
+        if last and ema is not None:
+            self.built.model.load_state_dict(ema.module.state_dict())  # the next stage starts from the EMA
+        self.position = Position(index + 1, 0, 0, pos.global_step) if last else Position(
+            index, pos.epoch + 1, 0, pos.global_step)
+        self.metrics.append(record)
+        self._save(None if last else optimizer, None if last else ema, None)
+        if ctx.main:
+            self._write_metrics()
+            self._log(_describe(record))
+
+    def _step(self, batch: Any, optimizer: torch.optim.Optimizer, ema: Any, lr: float, totals: Totals,
+              index: int, steps: int) -> None:
+        r, ctx, pos = self.recipe, self.ctx, self.position
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(int(np.random.SeedSequence([r.runtime.seed, ctx.rank, pos.global_step]).generate_state(1)[0]))
+        x = self._input(batch.images)
+        labels = batch.labels.to(ctx.device, non_blocking=True)
+        with self._autocast():
+            logits = self.forward(x)
+            if self.teacher_forward is not None:
+                with torch.no_grad():
+                    target = self.teacher_forward(x)
+            else:
+                target = labels
+        per_sample = self.loss_fn(logits, target)
+        count = counted(r.loss, target)
+        optimizer.zero_grad(set_to_none=True)
+        reduce(per_sample, count).backward()
+        stats = torch.stack([per_sample.detach().sum().double(), count.double(),
+                             torch.tensor(float(len(labels)), dtype=torch.float64, device=ctx.device),
+                             torch.tensor(float(batch.skipped), dtype=torch.float64, device=ctx.device)])
+        loss_sum, n, images, skipped = ctx.all_sum(stats).tolist()
+        if not math.isfinite(loss_sum):
+            stage = r.stages[index]
+            raise TrainingDivergedError(
+                f"The loss became {loss_sum} in stage '{stage.name}' ({index + 1}/{len(r.stages)}), epoch "
+                f"{pos.epoch + 1}/{stage.epochs}, step {pos.step + 1}/{steps} (global step {pos.global_step + 1}); "
+                f"training stopped. {self._kept()} Lower stages.{index}.lr (or check the data) and start a new run.")
+        if n > 0:
+            optimizer.step()
+            if ema is not None:
+                ema.update(self.built.model)
+        totals.loss_sum += loss_sum
+        totals.counted += n
+        totals.images += int(images)
+        totals.skipped += int(skipped)
+        totals.lr = lr
+
+    def _kept(self) -> str:
+        if self.saved_step is None:
+            every = self.recipe.runtime.checkpoint_every
+            return f"No checkpoint was written yet (runtime.checkpoint_every is {every})."
+        return f"The last good checkpoint (global step {self.saved_step}) is kept at {self.checkpoint_path}."
+
+    # -- evaluation --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _evaluate(self, model: nn.Module, keep_predictions: bool) -> tuple[dict[str, Any], torch.Tensor | None]:
+        """Top-1/top-5 (labelled images), agreement with the teacher's cached predictions, and (optionally) every
+        image's top-1 prediction (-1 where skipped), over all processes."""
+        assert self.eval_set is not None
+        ctx, n = self.ctx, len(self.eval_set)
+        sums = torch.zeros(6, dtype=torch.float64, device=ctx.device)
+        predictions = torch.zeros(n, dtype=torch.int64, device=ctx.device)
+        batches = EvalBatches(n, max(1, self.recipe.batch_size // ctx.world), rank=ctx.rank, world=ctx.world)
+        teacher_pred = self.teacher_pred.to(ctx.device) if self.teacher_pred is not None else None
+        for batch in loader(self.eval_set, batches, workers=self.recipe.runtime.workers,
+                            pin_memory=ctx.device.type == "cuda"):
+            with self._autocast():
+                logits = model(self._input(batch.images))
+            top = logits.float().topk(min(5, logits.shape[-1]), dim=-1).indices
+            labels, indices = batch.labels.to(ctx.device), batch.indices.to(ctx.device)
+            valid = labels >= 0
+            sums[0] += (top[:, 0] == labels)[valid].sum()
+            sums[1] += (top == labels[:, None]).any(-1)[valid].sum()
+            sums[2] += valid.sum()
+            if teacher_pred is not None:
+                teacher = teacher_pred[indices]
+                known = teacher >= 0
+                sums[3] += (top[:, 0] == teacher)[known].sum()
+                sums[4] += known.sum()
+            sums[5] += batch.skipped
+            predictions[indices] = top[:, 0] + 1
+        c1, c5, labelled, agree, compared, skipped = ctx.all_sum(sums).tolist()
+        result = {"top1": 100 * c1 / labelled if labelled else None, "top5": 100 * c5 / labelled if labelled else None,
+                  "agreement": 100 * agree / compared if compared else None, "images": int(labelled),
+                  "skipped": int(skipped)}
+        return result, (ctx.all_sum(predictions) - 1).cpu() if keep_predictions else None
+
+    def _evaluate_teacher(self) -> None:
+        assert self.teacher is not None and self.recipe.teacher is not None
+        self.teacher.eval()
+        result, self.teacher_pred = self._evaluate(self.teacher, keep_predictions=True)
+        freeze_teacher(self.teacher.model, self.recipe.teacher.bn)
+        result.pop("agreement")
+        self.metrics.append({"type": "teacher_eval", **result})
+        if self.ctx.main:
+            self._write_metrics()
+            self._log(f"teacher on the eval set: top-1 {_percent(result['top1'])}, top-5 {_percent(result['top5'])} "
+                      f"({result['images']} labelled images, {result['skipped']} skipped)")
+
+    def _epoch_record(self, index: int, totals: Totals, ema: Any) -> dict[str, Any]:
+        stage, pos = self.recipe.stages[index], self.position
+        record: dict[str, Any] = {
+            "type": "epoch", "stage": stage.name, "stage_index": index, "epoch": pos.epoch + 1,
+            "epochs": stage.epochs, "global_step": pos.global_step,
+            "train_loss": totals.loss_sum / totals.counted if totals.counted else None, "lr": totals.lr,
+            "img_per_s": totals.images / totals.seconds if totals.seconds else None, "images": totals.images,
+            "skipped": totals.skipped, "seconds": round(totals.seconds, 3)}
+        if self.eval_set is not None:
+            model = self.student if ema is None else self.student.around(ema.module)
+            model.eval()
+            result, _ = self._evaluate(model, keep_predictions=False)
+            self.student.train()
+            record.update(eval_top1=result["top1"], eval_top5=result["top5"], eval_images=result["images"],
+                          eval_skipped=result["skipped"])
+            if self.teacher is not None:
+                record["agreement"] = result["agreement"]
+        return record
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def _input(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.ctx.device, non_blocking=True).float().div_(255)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=self.autocast_dtype)
+
+    def _save(self, optimizer: torch.optim.Optimizer | None, ema: Any, totals: Totals | None) -> None:
+        if not all(torch.isfinite(p).all() for p in self.built.model.parameters()):
+            raise TrainingDivergedError(f"The student's weights stopped being finite by global step "
+                                        f"{self.position.global_step}; training stopped. {self._kept()} Lower the "
+                                        "learning rate (or check the data) and start a new run.")
+        if self.ctx.main:
+            checkpoint.save(self.checkpoint_path, {
+                "recipe": self.recipe_yaml, "position": asdict(self.position),
+                "student": self.built.model.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "ema": ema.module.state_dict() if ema is not None else None,
+                "totals": asdict(totals) if totals is not None else None, "metrics": self.metrics,
+                "teacher_pred": self.teacher_pred, "rng": checkpoint.rng_state()})
+        self.saved_step = self.position.global_step
+        self.ctx.barrier()
+
+    def _write_metrics(self) -> None:
+        write_text_atomic(self.run_dir / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in self.metrics))
+
+    def _log(self, message: str) -> None:
+        if self.ctx.main:
+            print(f"[ssld_zoo.train] {message}", file=sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def _progress(self, stage: str, epoch: int, epochs: int, steps: int) -> Iterator[Any]:
+        """`update(step, totals)`: a tqdm bar on a terminal (rank 0), else a log line every `log_every` steps."""
+        from tqdm import tqdm
+        every, batch = self.recipe.runtime.log_every, self.recipe.batch_size
+        label = f"{stage} {epoch + 1}/{epochs}"
+        bar = tqdm(total=steps * batch, initial=self.position.step * batch, unit="img", desc=label,
+                   disable=not (self.ctx.main and sys.stderr.isatty()), dynamic_ncols=True)
+
+        def update(step: int, totals: Totals) -> None:
+            loss = totals.loss_sum / totals.counted if totals.counted else float("nan")
+            if not bar.disable:
+                bar.update(batch)
+                if step % every == 0 or step == steps:
+                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{totals.lr:.3g}", refresh=False)
+            elif step % every == 0:
+                rate = totals.images / totals.seconds if totals.seconds else 0.0
+                eta = (steps - step) * batch / rate if rate else float("nan")
+                self._log(f"{label} step {step}/{steps}: loss {loss:.4f}, lr {totals.lr:.4g}, {rate:.0f} img/s, "
+                          f"ETA {eta:.0f} s")
+
+        try:
+            yield update
+        finally:
+            bar.close()
+
+
+def _describe(record: dict[str, Any]) -> str:
+    loss = "–" if record["train_loss"] is None else f"{record['train_loss']:.4f}"
+    text = (f"{record['stage']} epoch {record['epoch']}/{record['epochs']}: loss {loss}, "
+            f"lr {record['lr']:.4g}, {record['img_per_s'] or 0:.0f} img/s, {record['skipped']} images skipped")
+    if "eval_top1" in record:
+        text += f"; eval top-1 {_percent(record['eval_top1'])}, top-5 {_percent(record['eval_top5'])}"
+    if "agreement" in record:
+        text += f", agreement with teacher {_percent(record['agreement'])}"
+    return text
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}%"

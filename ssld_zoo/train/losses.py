@@ -1,0 +1,73 @@
+"""Training losses. Distillation losses compare student and teacher logits and never see labels; `ce` is the
+supervised baseline. Every loss works on log-probabilities (`log_softmax`), in float32, and returns one value per
+sample (summed over classes); `reduce` averages them over the samples that count.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .recipe import LOSSES, RecipeError
+
+IGNORE_LABEL = -1  # unlabeled or hidden images
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    return F.log_softmax(logits.float() / temperature, dim=-1)
+
+
+def symmetric_kl(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """PaddleClas SSLD's loss: `0.5 * (KL(p_t || p_s) + KL(p_s || p_t))` per sample (T = 1).
+
+    The two KL terms add up to `sum((p_t - p_s) * (log p_t - log p_s))`, which has no 0 * log 0 terms.
+    """
+    log_s, log_t = _log_probs(student), _log_probs(teacher)
+    return 0.5 * ((log_t.exp() - log_s.exp()) * (log_t - log_s)).sum(-1)
+
+
+def soft_ce(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Soft-target cross-entropy `-sum p_t log p_s` per sample (PaddleClas `DistillationCELoss`)."""
+    return -(_log_probs(teacher).exp() * _log_probs(student)).sum(-1)
+
+
+def js(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence per sample: `0.5 * (KL(p_s || m) + KL(p_t || m))` with `m = (p_s + p_t) / 2`."""
+    log_s, log_t = _log_probs(student), _log_probs(teacher)
+    log_m = torch.logaddexp(log_s, log_t) - math.log(2.0)
+    return 0.5 * ((log_s.exp() * (log_s - log_m)).sum(-1) + (log_t.exp() * (log_t - log_m)).sum(-1))
+
+
+def kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Hinton's `T^2 * KL(p_t^T || p_s^T)` per sample, with both distributions softened by `temperature`."""
+    log_s, log_t = _log_probs(student, temperature), _log_probs(teacher, temperature)
+    return temperature ** 2 * (log_t.exp() * (log_t - log_s)).sum(-1)
+
+
+def ce(student: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Supervised cross-entropy per sample; samples labelled `IGNORE_LABEL` (-1) give 0 and do not count."""
+    return F.cross_entropy(student.float(), labels, ignore_index=IGNORE_LABEL, reduction="none")
+
+
+def get_loss(name: str, temperature: float = 1.0) -> LossFn:
+    """The per-sample loss `fn(student_logits, target)`; target is the teacher's logits, or labels for `ce`."""
+    if name not in LOSSES:
+        raise RecipeError(f"Unknown loss {name!r}; choose one of {', '.join(LOSSES)}.")
+    if name == "kl":
+        return lambda student, teacher: kl(student, teacher, temperature)
+    return {"symmetric_kl": symmetric_kl, "soft_ce": soft_ce, "js": js, "ce": ce}[name]
+
+
+def counted(name: str, target: torch.Tensor) -> torch.Tensor:
+    """How many samples of a batch count towards the mean: all of them, or only the labelled ones for `ce`."""
+    if name == "ce":
+        return (target != IGNORE_LABEL).sum()
+    return torch.tensor(target.shape[0], device=target.device)
+
+
+def reduce(per_sample: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """The batch loss: the sum of the per-sample losses over the number of samples that count (0 for none)."""
+    return per_sample.sum() / count.clamp(min=1)

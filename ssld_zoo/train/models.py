@@ -1,0 +1,219 @@
+"""Student and teacher models for a recipe: built by name, loaded from any weight source, wrapped with their own
+input normalisation; the teacher frozen.
+
+A `ModelSpec.model` is a zoo name (`ssld_zoo.create`), a timm name, or `hf-hub:org/name` (architecture from the
+repo's `config.json`). `pretrained` is False, True (the zoo's or timm's weights), `hf-hub:org/name[@rev]`, a
+`.safetensors` file, a Hub-layout folder (sha256-checked against its `config.json`), or a torch checkpoint
+(`.pth`/`.pt`/`.th`/`.bin`, read with `torch.load(weights_only=True)`; a `state_dict`/`model`/`student` wrapper and
+DataParallel's `module.` prefix are accepted).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from ..errors import InvalidWeightsError, SsldZooError, UnknownModelError
+from ..weights import CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, cfg_from_config, read_folder_config, use_folder
+from .recipe import ModelSpec
+
+TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin")
+_WRAPPERS = ("state_dict", "model", "student")
+_NOT_STATE_KEYS = ("num_batches_tracked",)
+
+
+class ModelBuildError(SsldZooError, ValueError):
+    """A student or teacher that cannot be built as the recipe asks."""
+
+
+@dataclass
+class Built:
+    """A bare model and how to build it again: timm `architecture` + `model_args` (without num_classes)."""
+
+    model: nn.Module
+    architecture: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+
+class Normalized(nn.Module):
+    """`model((x - mean) / std)` for images in [0, 1]: each model brings its own input normalisation."""
+
+    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+    def around(self, model: nn.Module) -> "Normalized":
+        """Another model (e.g. the EMA copy) with this one's normalisation."""
+        return Normalized(model, tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist())).to(
+            self.mean.device)
+
+
+def normalized(model: nn.Module) -> Normalized:
+    """`model` wrapped with the mean/std of its pretrained cfg (ImageNet's when it has none)."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return Normalized(model, tuple(cfg.get("mean") or IMAGENET_DEFAULT_MEAN),
+                      tuple(cfg.get("std") or IMAGENET_DEFAULT_STD))
+
+
+def _zoo_entry(name: str) -> Any:
+    from ..registry import get_model_entry
+    try:
+        return get_model_entry(name)
+    except UnknownModelError:
+        return None
+
+
+def _hub_config(spec: str) -> dict[str, Any]:
+    from .. import hub
+    from ..registry import HubFile
+    from ..weights import _parse_hub_id
+    repo_id, revision = _parse_hub_id(spec)
+    return read_folder_config(hub.hub_download(HubFile(repo_id, CONFIG_FILE, revision, None, None)).parent)
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as e:
+        raise InvalidWeightsError(f"Cannot read {path} as safetensors: {e}.") from None
+
+
+def _load_torch(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InvalidWeightsError(f"Checkpoint {path} does not exist.") from None
+    except Exception as e:  # an UnpicklingError, or anything a damaged file makes torch.load raise
+        raise InvalidWeightsError(f"Cannot load {path} with torch.load(weights_only=True): "
+                                  f"{str(e).splitlines()[0]}. Only tensors and plain containers are accepted; "
+                                  "save a state dict (or convert it to .safetensors).") from None
+    for key in _WRAPPERS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InvalidWeightsError(f"{path} holds no state dict (a mapping of names to tensors, possibly under "
+                                  f"{' / '.join(repr(w) for w in _WRAPPERS)}).")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_state(pretrained: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A state dict and the pretrained-cfg overlay (preprocessing, classes) that comes with it, from a local path or
+    `hf-hub:org/name[@revision]` (see the module docstring)."""
+    if pretrained.startswith(HF_HUB_PREFIX):
+        from .. import hub
+        from ..errors import WeightsUnavailableError
+        from ..registry import HubFile
+        from ..weights import _parse_hub_id
+        repo_id, revision = _parse_hub_id(pretrained)
+        try:
+            cfg = cfg_from_config(_hub_config(pretrained))
+        except WeightsUnavailableError:
+            cfg = {}  # a repo with only model.safetensors still works
+        return hub.fetch_verified(HubFile(repo_id, WEIGHTS_FILE, revision, None, None), _load_safetensors), cfg
+    path = Path(pretrained).expanduser()
+    if path.is_dir():
+        return use_folder(path, _load_safetensors), cfg_from_config(read_folder_config(path))
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise InvalidWeightsError(f"pretrained='{pretrained}': no such file.")
+        return _load_safetensors(path), {}
+    if path.suffix in TORCH_SUFFIXES:
+        return _load_torch(path), {}
+    raise InvalidWeightsError(f"pretrained='{pretrained}' must be true/false, 'hf-hub:org/name', a .safetensors "
+                              f"file, a Hub-layout folder or a torch checkpoint ({', '.join(TORCH_SUFFIXES)}).")
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, name: str) -> None:
+    """`model.load_state_dict(state)` strictly; a mismatch is one error naming the first differing keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith(_NOT_STATE_KEYS)]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        problems = [f"{label} ({len(keys)}): {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
+                    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)) if keys]
+        raise InvalidWeightsError(f"Weights {source} do not fit model '{name}': {'; '.join(problems)}.")
+    model.load_state_dict(state, strict=False)
+
+
+def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None = None) -> Built:
+    """The bare model of a recipe's `student` or `teacher` (`role`), with its weights (zoo weights kept in the data
+    folder, like the CIFAR-10 teachers, are looked up in `data_root`, else `$SSLD_ZOO_DATA`)."""
+    name, pretrained, args = spec.model, spec.pretrained, dict(spec.model_args)
+    if name.startswith(HF_HUB_PREFIX):
+        config = _hub_config(name)
+        if not isinstance(config.get("architecture"), str):
+            raise ModelBuildError(f"{role}.model '{name}' has no config.json naming its timm architecture.")
+        args = {**config.get("model_args", {}), "num_classes": config.get("num_classes"), **args}
+        name, pretrained = config["architecture"], name if pretrained is True else pretrained
+    entry = _zoo_entry(name)
+    architecture = entry.architecture if entry else name
+    recorded = {**(entry.model_args if entry else {}), **{k: v for k, v in args.items() if k != "num_classes"}}
+    args = {k: v for k, v in args.items() if v is not None}
+    local = isinstance(pretrained, str) and not (entry and Path(pretrained).suffix not in TORCH_SUFFIXES)
+    try:
+        if entry is not None:
+            from .. import create
+            model = create(name, pretrained=False if local else pretrained, data_root=data_root, **args)
+        else:
+            model = timm.create_model(name, pretrained=bool(pretrained) and not local, **args)
+    except RuntimeError as e:
+        if "Unknown model" not in str(e):
+            raise
+        raise ModelBuildError(f"{role}.model '{name}' is neither a zoo model (`ssld-zoo list`) nor a timm model "
+                              "(`timm.list_models()`).") from None
+    if local:
+        state, cfg = load_state(str(pretrained))
+        load_into(model, state, str(pretrained), name)
+        model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), **cfg}
+    return Built(model, architecture, recorded)
+
+
+def freeze_teacher(teacher: nn.Module, bn: str) -> None:
+    """Freeze every parameter and put the teacher in eval mode; with `bn: train` its BatchNorm layers normalise with
+    batch statistics (PaddleClas SSLD) but keep their running statistics (momentum 0), so the teacher never changes."""
+    teacher.requires_grad_(False)
+    teacher.eval()
+    if bn == "train":
+        for module in teacher.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train()
+                module.momentum = 0.0
+
+
+def num_classes(model: nn.Module) -> int:
+    """The classifier size of a timm model."""
+    value = getattr(model, "num_classes", None)
+    if not isinstance(value, int):
+        raise ModelBuildError(f"{type(model).__name__} has no integer `num_classes`; use a timm classification model.")
+    return value
+
+
+def build_pair(student: ModelSpec, teacher: ModelSpec | None,
+               data_root: str | os.PathLike | None = None) -> tuple[Built, nn.Module | None]:
+    """The student (trainable) and the frozen, normalised teacher (None for a supervised recipe)."""
+    built = build_model(student, "student", data_root)
+    if teacher is None:
+        return built, None
+    frozen = build_model(teacher, "teacher", data_root).model
+    if num_classes(frozen) != num_classes(built.model):
+        raise ModelBuildError(f"The teacher '{teacher.model}' predicts {num_classes(frozen)} classes and the student "
+                              f"'{student.model}' {num_classes(built.model)}; set student.model_args.num_classes to "
+                              f"{num_classes(frozen)} (distillation matches them class by class).")
+    freeze_teacher(frozen, teacher.bn)
+    return built, normalized(frozen)

@@ -1,0 +1,97 @@
+"""`plot_run(RUN_DIR)`: training curves from `metrics.jsonl` into `RUN_DIR/curves.png` (needs matplotlib)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import SsldZooError
+
+CURVES_FILE = "curves.png"
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of `RUN_DIR/metrics.jsonl` (one JSON object per line)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise SsldZooError(f"Cannot read {path}: {e.strerror}. Is {run_dir} a training run folder?") from None
+    try:
+        return [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError as e:
+        raise SsldZooError(f"{path} is not JSON lines: {e}.") from None
+
+
+def plot_run(run_dir: str | os.PathLike) -> Path:
+    """Plot train loss, learning rate, and eval top-1 / teacher agreement per epoch; return the PNG's path."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SsldZooError("Plotting needs matplotlib: pip install matplotlib") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    records = read_metrics(run_dir)
+    epochs = [m for m in records if m.get("type") == "epoch"]
+    if not epochs:
+        raise SsldZooError(f"{Path(run_dir) / 'metrics.jsonl'} has no finished epoch to plot yet.")
+    teacher = next((m for m in records if m.get("type") == "teacher_eval"), None)
+    x = list(range(1, len(epochs) + 1))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].plot(x, [m["train_loss"] for m in epochs], marker=".")
+    axes[0].set(title="train loss", xlabel="epoch")
+    axes[1].plot(x, [m["lr"] for m in epochs], marker=".")
+    axes[1].set(title="learning rate (last step of epoch)", xlabel="epoch")
+    for key, label in (("eval_top1", "student top-1"), ("agreement", "agreement with teacher")):
+        if any(m.get(key) is not None for m in epochs):
+            axes[2].plot(x, [m.get(key) for m in epochs], marker=".", label=label)
+    if teacher and teacher.get("top1") is not None:
+        axes[2].axhline(teacher["top1"], linestyle="--", color="gray", label="teacher top-1")
+    axes[2].set(title="eval (%)", xlabel="epoch")
+    if axes[2].lines:
+        axes[2].legend()
+    for boundary in [i + 1.5 for i in range(len(epochs) - 1) if epochs[i]["stage"] != epochs[i + 1]["stage"]]:
+        for ax in axes:
+            ax.axvline(boundary, color="black", linewidth=0.5)
+    fig.tight_layout()
+    out = Path(run_dir) / CURVES_FILE
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `plot` command's arguments."""
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run folder (with metrics.jsonl)")
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Plot as `args` say; print and return the PNG's path."""
+    out = plot_run(args.run_dir)
+    print(out)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ssld_zoo.train.plot", description="Plot a training run.")
+    add_arguments(parser)
+    try:
+        run(parser.parse_args(argv))
+    except SsldZooError as e:
+        print(f"ssld-zoo: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
