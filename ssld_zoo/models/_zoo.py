@@ -24,11 +24,14 @@ def zoo_default_cfgs(arch_facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     (`first_conv`, `classifier`, `pool_size`, ...)."""
     cfgs: dict[str, dict[str, Any]] = {}
     for name, facts in arch_facts.items():
-        entry = registry.get_model_entry(name)
-        tags = sorted(entry.weights, key=lambda t: t != entry.default_weight)
-        for tag in tags:
-            cfgs[f"{name}.{tag}"] = {**facts, **pretrained_cfg_for(entry.weights[tag])}
-    return generate_default_cfgs(cfgs)
+        for tag, weight in registry.get_model_entry(name).weights.items():
+            cfgs[f"{name}.{tag}"] = {**facts, **pretrained_cfg_for(weight)}
+    out = generate_default_cfgs(cfgs)
+    for name in arch_facts:  # timm puts a tag with a weight source first; the catalogue's default comes first here
+        tags, default = out[name].tags, registry.get_model_entry(name).default_weight
+        tags.remove(default)
+        tags.appendleft(default)
+    return out
 
 
 def register_zoo_model(fn: ModelFn) -> ModelFn:
