@@ -54,6 +54,17 @@ def temporary_weights_path(folder: Path) -> Path:
     return Path(tmp)
 
 
+def place_weights(weights_tmp: Path, folder: Path) -> tuple[str, int]:
+    """Hash a finished temporary weight file and rename it to `folder/model.safetensors` (the temporary file is
+    removed whatever happens); returns its sha256 and size."""
+    try:
+        sha256, size = file_sha256(weights_tmp), weights_tmp.stat().st_size
+        os.replace(weights_tmp, folder / WEIGHTS_FILE)
+    finally:
+        weights_tmp.unlink(missing_ok=True)
+    return sha256, size
+
+
 def write_folder(name: str, folder: Path, weights_tmp: Path, *, origin_sha256: str | None = None) -> tuple[str, int]:
     """Complete a Hub-layout folder for catalogue weight `name`: rename the finished temporary weight file (from
     `temporary_weights_path`) into `model.safetensors`, then write `config.json` and `README.md`, each atomically.
@@ -61,11 +72,7 @@ def write_folder(name: str, folder: Path, weights_tmp: Path, *, origin_sha256: s
     Returns the weight file's sha256 and size. The temporary file is removed whatever happens.
     """
     entry, weight = get_model_entry(name), get_weight_entry(name)
-    try:
-        sha256, size = file_sha256(weights_tmp), weights_tmp.stat().st_size
-        os.replace(weights_tmp, folder / WEIGHTS_FILE)
-    finally:
-        weights_tmp.unlink(missing_ok=True)
+    sha256, size = place_weights(weights_tmp, folder)
     config = timm_config(name, sha256, size, origin_sha256)
     write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     write_text_atomic(folder / "README.md", model_card(entry, weight))

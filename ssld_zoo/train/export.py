@@ -16,9 +16,8 @@ import torch
 import yaml
 
 from ..errors import UnknownModelError
-from ..hub import file_sha256
-from ..hub_layout import temporary_weights_path, write_folder, write_text_atomic
-from ..weights import CONFIG_FILE, PAPER_ID, WEIGHTS_FILE
+from ..hub_layout import place_weights, temporary_weights_path, write_folder, write_text_atomic
+from ..weights import CONFIG_FILE, PAPER_ID
 from .models import Built, ModelBuildError, num_classes
 from .recipe import Recipe
 
@@ -133,11 +132,7 @@ def export(recipe: Recipe, built: Built, state: dict[str, torch.Tensor], run_dir
         write_folder(recipe.name, folder, tmp)
         write_text_atomic(folder / "README.md", model_card(*found) + "\n" + section)
         return folder
-    try:
-        sha256, size = file_sha256(tmp), tmp.stat().st_size
-        os.replace(tmp, folder / WEIGHTS_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
+    sha256, size = place_weights(tmp, folder)
     config = student_config(recipe, built, sha256, size)
     write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     write_text_atomic(folder / "README.md", _own_card(recipe, built, folder, section))
