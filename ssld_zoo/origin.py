@@ -68,21 +68,23 @@ def load_converted_origin(weight: WeightEntry, use: Callable[[Path], T]) -> T:
             finally:
                 if origin_check is not None:
                     origin_check.result()
-    fetch_pdparams(weight, pdparams)
+    sha256 = fetch_pdparams(weight, pdparams)
     from .convert import convert_to_folder
-    convert_to_folder(pdparams, weight.full_name, folder)
+    convert_to_folder(pdparams, weight.full_name, folder, origin_sha256=sha256)
     return use_folder(folder, use)
 
 
-def fetch_pdparams(weight: WeightEntry, pdparams: Path) -> None:
-    """Make sure `pdparams` holds the verified PaddleClas file of `weight`, downloading it if absent."""
+def fetch_pdparams(weight: WeightEntry, pdparams: Path) -> str:
+    """Make sure `pdparams` holds the verified PaddleClas file of `weight`, downloading it if absent; return its
+    sha256."""
     if not pdparams.is_file():
         _download(weight, pdparams)
-    check_pdparams(weight, pdparams)
+    return check_pdparams(weight, pdparams)
 
 
-def check_pdparams(weight: WeightEntry, pdparams: Path) -> None:
-    """Check the PaddleClas file against the catalogue's pinned sha256, else against (or into) the first-use record."""
+def check_pdparams(weight: WeightEntry, pdparams: Path) -> str:
+    """Check the PaddleClas file against the catalogue's pinned sha256, else against (or into) the first-use record;
+    return its sha256."""
     actual = file_sha256(pdparams)
     pinned = weight.data["origin"].get("sha256")
     record_path = pdparams.with_name(pdparams.name + ".json")
@@ -96,12 +98,13 @@ def check_pdparams(weight: WeightEntry, pdparams: Path) -> None:
                   "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                   "ssld_zoo": __version__}
         write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
-        return
+        return actual
     if actual != expected:
         raise IntegrityError(
             f"The PaddleClas file {pdparams} for '{weight.full_name}' has sha256 {actual}, but {expected} was {since}. "
             f"It was modified or replaced at {weight.origin_url}. Delete {pdparams} to download it again; if the "
             "new download differs too, the published file changed: please report it.")
+    return actual
 
 
 def _download(weight: WeightEntry, dest: Path) -> None:

@@ -71,16 +71,18 @@ class ConvertedFolder:
     origin_sha256: str
 
 
-def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.PathLike) -> ConvertedFolder:
+def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.PathLike, *,
+                      origin_sha256: str | None = None) -> ConvertedFolder:
     """Convert a PaddleClas file into a Hub-layout folder `out` (`model.safetensors`, timm `config.json`, model card)
-    for catalogue weight `name` (`model` or `model.tag`). Files appear only when complete."""
+    for catalogue weight `name` (`model` or `model.tag`). Files appear only when complete. `origin_sha256` is the
+    file's sha256 when the caller has already computed it."""
     from safetensors.torch import save_file
 
     from ..hub import file_sha256
     from ..hub_layout import temporary_weights_path, write_folder
     folder = Path(out).expanduser()
     tensors = convert_pdparams(pdparams, name)
-    origin_sha256 = file_sha256(pdparams)
+    origin_sha256 = origin_sha256 or file_sha256(pdparams)
     tmp = temporary_weights_path(folder)
     try:
         save_file(tensors, tmp, metadata={"format": "pt", "ssld_zoo_origin_sha256": origin_sha256})
