@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import struct
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -24,11 +25,13 @@ import torch
 from PIL import Image
 
 from ..data import DataError
+from ..data.cifar import SPLIT_SIZES
 from .losses import IGNORE_LABEL
 from .recipe import Augment, DataSource, expand_env
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
+_CIFAR_ENTRY = re.compile(r"^cifar10:(train|test)/(\d+)$")
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST}
 SeedWords = tuple[int, int, int]  # (seed, stage, epoch)
@@ -72,6 +75,27 @@ class Cifar(Images):
         return self.pack.image(i)
 
 
+class Listed(Images):
+    """The images of a list file: files on disk, or CIFAR-10 pack images written `cifar10:SPLIT/INDEX`."""
+
+    def __init__(self, entries: Sequence[str | tuple[str, int]], labels: Sequence[int],
+                 data_root: str | os.PathLike | None) -> None:
+        self.entries, self.data_root = list(entries), data_root
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self._packs: dict[str, Any] = {}
+
+    def image(self, i: int) -> Image.Image:
+        entry = self.entries[i]
+        if isinstance(entry, str):
+            with Image.open(entry) as im:
+                return im.convert("RGB")
+        split, index = entry
+        if split not in self._packs:
+            from ..data.cifar import load_cifar10
+            self._packs[split] = load_cifar10(split, self.data_root)
+        return self._packs[split].image(index)
+
+
 class Selection(Images):
     """Some images of `base` (by index), with the labels kept or hidden."""
 
@@ -97,8 +121,9 @@ def _image_folder(root: Path) -> Files:
     return Files(paths, labels)
 
 
-def _list_file(path: Path) -> Files:
-    paths, labels = [], []
+def _list_file(path: Path, data_root: str | os.PathLike | None) -> Listed:
+    entries: list[str | tuple[str, int]] = []
+    labels = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -109,9 +134,16 @@ def _list_file(path: Path) -> Files:
             line, label = parts[0], int(parts[1])
             if label < 0:
                 raise DataError(f"{path}:{number}: label {label} is negative; leave it out for an unlabeled image.")
-        paths.append(path.parent / Path(line).expanduser())
+        packed = _CIFAR_ENTRY.match(line)
+        if packed:
+            if int(packed[2]) >= SPLIT_SIZES[packed[1]]:
+                raise DataError(f"{path}:{number}: {line} is out of range; CIFAR-10 {packed[1]} has "
+                                f"{SPLIT_SIZES[packed[1]]} images.")
+            entries.append((packed[1], int(packed[2])))
+        else:
+            entries.append(os.fspath(path.parent / Path(line).expanduser()))
         labels.append(label)
-    return Files(paths, labels)
+    return Listed(entries, labels, data_root)
 
 
 def _subset(images: Images, subset: str, where: str) -> np.ndarray:
@@ -137,7 +169,7 @@ def open_source(source: DataSource, data_root: str | os.PathLike | None = None) 
         if kind == "list":
             if not path.is_file():
                 raise DataError(f"Data source '{where}': {path} is not a text file with one image path per line.")
-            images = _list_file(path)
+            images = _list_file(path, data_root)
         elif not path.is_dir():
             raise DataError(f"Data source '{where}': {path} is not a folder.")
         elif kind == "imagefolder":

@@ -23,7 +23,8 @@ nearest) and `eval_crop_pct` (eval: resize the short side to input_size / eval_c
 
 Data sources: `cifar10:train` / `cifar10:test` (the packed JPEG files under `--data` / `SSLD_ZOO_DATA`),
 `imagefolder:PATH` (class sub-folders), `folder:PATH` (any images, unlabeled), `list:PATH` (a text file with one
-image path per line, optionally followed by an integer label). `subset` picks part of a source: `per_class:N` (the
+image path per line, relative to the list file or absolute, optionally followed by an integer label; `cifar10:train/123`
+names an image of a CIFAR-10 pack, as `ssld-zoo mine` writes for a CIFAR pool). `subset` picks part of a source: `per_class:N` (the
 first N images of every class) or `except_per_class:N` (the rest). `labels: false` hides the labels from the run
 (they never reach the loss of a distillation recipe anyway; this makes an unlabeled pool explicit). Paths may use
 `${ENV_VAR}`. `key=value` overrides use dotted keys (`stages.0.epochs=1`, `batch_size=64`) and YAML values.
