@@ -192,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["train"]:  # its KEY=VALUE overrides may come after the options, which subparsers cannot parse
         from .train.__main__ import main as train_main
         return train_main(argv[1:], prog="ssld-zoo train")
+    if argv[:1] == ["cache"]:  # the same for the cache command's recipe overrides
+        from .train.cache import main as cache_main
+        return cache_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -212,25 +212,48 @@ def _resize_center_crop(im: Image.Image, size: int, crop_pct: float, resample: i
     return im.crop((left, top, left + size, top + size))
 
 
-def _random_resized_crop(im: Image.Image, size: int, scale: tuple[float, float], resample: int,
-                         rng: random.Random) -> Image.Image:
-    """torchvision's RandomResizedCrop (ratio 3/4..4/3) with the draws taken from `rng`."""
-    w, h = im.size
+def _random_resized_box(width: int, height: int, scale: tuple[float, float],
+                        rng: random.Random) -> tuple[int, int, int, int]:
+    """torchvision's RandomResizedCrop box (x, y, w, h) (ratio 3/4..4/3) with the draws taken from `rng`."""
     log_ratio = (math.log(3 / 4), math.log(4 / 3))
     for _ in range(10):
-        area = w * h * rng.uniform(*scale)
+        area = width * height * rng.uniform(*scale)
         aspect = math.exp(rng.uniform(*log_ratio))
         cw, ch = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
-        if 0 < cw <= w and 0 < ch <= h:
-            x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-            return im.resize((size, size), resample, box=(x, y, x + cw, y + ch))
-    side = min(w, h)
-    x, y = (w - side) // 2, (h - side) // 2
-    return im.resize((size, size), resample, box=(x, y, x + side, y + side))
+        if 0 < cw <= width and 0 < ch <= height:
+            return rng.randint(0, width - cw), rng.randint(0, height - ch), cw, ch
+    side = min(width, height)
+    return (width - side) // 2, (height - side) // 2, side, side
+
+
+@dataclass(frozen=True)
+class View:
+    """The random choices of one augmented view, enough to redraw its pixels from the image: the crop `box`
+    (x, y, w, h in source pixels, resized to the input size; None: resize + center crop), the pad-crop offset, the
+    horizontal flip, and the seed of RandAugment's draws (None without RandAugment)."""
+
+    box: tuple[int, int, int, int] | None = None
+    pad_offset: tuple[int, int] = (0, 0)
+    flip: bool = False
+    augment_seed: int | None = None
+
+    FIELDS = 8  # length of `as_row`
+
+    def as_row(self) -> list[int]:
+        """The view as 8 integers (-1 for None), for storing in a cache."""
+        box = self.box or (-1, -1, -1, -1)
+        return [*box, *self.pad_offset, int(self.flip), -1 if self.augment_seed is None else self.augment_seed]
+
+    @classmethod
+    def from_row(cls, row: Sequence[int]) -> "View":
+        x, y, w, h, px, py, flip, seed = (int(v) for v in row)
+        return cls(None if w < 0 else (x, y, w, h), (px, py), bool(flip), None if seed < 0 else seed)
 
 
 class Transform:
-    """The recipe's train augmentation (when `train`) or its eval preprocessing, as PIL image -> uint8 CHW tensor."""
+    """The recipe's train augmentation (when `train`) or its eval preprocessing, as PIL image -> uint8 CHW tensor.
+
+    A train view is drawn from a seed (`draw`) and then applied (`apply`), so a view can be stored and replayed."""
 
     def __init__(self, size: int, augment: Augment, *, train: bool, fill: tuple[int, int, int] = (128, 128, 128)):
         self.size, self.augment, self.train = size, augment, train
@@ -242,28 +265,46 @@ class Transform:
                 augment.auto_augment, dict(translate_const=int(size * 0.45), img_mean=fill,
                                            interpolation=self.resample))
 
-    def __call__(self, im: Image.Image, seed: int | None) -> torch.Tensor:
-        a = self.augment
-        if not self.train:
-            im = _resize_center_crop(im, self.size, a.eval_crop_pct, self.resample)
+    def draw(self, width: int, height: int, seed: int) -> View:
+        """The random choices of the train view seeded by `seed` for an image of `width` x `height`."""
+        a, rng = self.augment, random.Random(seed)
+        box = _random_resized_box(width, height, a.random_resized_crop, rng) if a.random_resized_crop else None
+        pad = (rng.randint(0, 2 * a.pad_crop), rng.randint(0, 2 * a.pad_crop)) if a.pad_crop else (0, 0)
+        flip = a.hflip and rng.random() < 0.5
+        return View(box, pad, flip, rng.getrandbits(63) if self.rand_augment is not None else None)
+
+    def apply(self, im: Image.Image, view: View) -> torch.Tensor:
+        """The pixels of train view `view` of `im`."""
+        if view.box is not None:
+            x, y, w, h = view.box
+            im = im.resize((self.size, self.size), self.resample, box=(x, y, x + w, y + h))
         else:
-            rng = random.Random(seed)
-            if a.random_resized_crop:
-                im = _random_resized_crop(im, self.size, a.random_resized_crop, self.resample, rng)
-            else:
-                im = _resize_center_crop(im, self.size, 1.0, self.resample)
-            if a.pad_crop:
-                p = a.pad_crop
-                padded = Image.new("RGB", (self.size + 2 * p, self.size + 2 * p))
-                padded.paste(im, (p, p))
-                x, y = rng.randint(0, 2 * p), rng.randint(0, 2 * p)
-                im = padded.crop((x, y, x + self.size, y + self.size))
-            if a.hflip and rng.random() < 0.5:
-                im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            if self.rand_augment is not None:
-                with _seeded_global_rngs(rng.getrandbits(64)):
-                    im = self.rand_augment(im)
-        return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+            im = _resize_center_crop(im, self.size, 1.0, self.resample)
+        if self.augment.pad_crop:
+            p, (x, y) = self.augment.pad_crop, view.pad_offset
+            padded = Image.new("RGB", (self.size + 2 * p, self.size + 2 * p))
+            padded.paste(im, (p, p))
+            im = padded.crop((x, y, x + self.size, y + self.size))
+        if view.flip:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if self.rand_augment is not None and view.augment_seed is not None:
+            with _seeded_global_rngs(view.augment_seed):
+                im = self.rand_augment(im)
+        return _to_tensor(im)
+
+    def __call__(self, im: Image.Image, seed: int | None) -> torch.Tensor:
+        if not self.train:
+            return _to_tensor(_resize_center_crop(im, self.size, self.augment.eval_crop_pct, self.resample))
+        return self.apply(im, self.draw(*im.size, seed))
+
+
+def _to_tensor(im: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def epoch_order(words: SeedWords, n: int) -> np.ndarray:
+    """The order of `n` images in epoch `words` = (seed, stage, epoch)."""
+    return np.random.default_rng(list(words)).permutation(n)
 
 
 def sample_seed(words: SeedWords, index: int) -> int:
@@ -299,23 +340,34 @@ class Batch:
     labels: torch.Tensor  # int64 (n,), -1 for none
     indices: torch.Tensor  # int64 (n,), dataset indices
     skipped: int  # images in this batch that could not be decoded
+    log_probs: torch.Tensor | None = None  # cached soft labels: the teacher's top-k log-probabilities (n, k)
+    classes: torch.Tensor | None = None  # int64 (n, k), their classes
 
     def pin_memory(self) -> "Batch":
-        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.indices.pin_memory(), self.skipped)
+        pin = [t.pin_memory() if t is not None else None for t in (self.log_probs, self.classes)]
+        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.indices.pin_memory(), self.skipped,
+                     *pin)
 
 
 class Collate:
-    """Stacks the decoded samples of a batch and counts the ones that could not be decoded."""
+    """Stacks the decoded samples of a batch (with their soft labels, when the dataset gives them) and counts the
+    ones that could not be decoded."""
 
     def __init__(self, size: int) -> None:
         self.size = size
 
-    def __call__(self, items: list[tuple[int, torch.Tensor | None, int]]) -> Batch:
+    def __call__(self, items: list[tuple[Any, ...]]) -> Batch:
         good = [item for item in items if item[1] is not None]
-        images = (torch.stack([im for _, im, _ in good]) if good
+        images = (torch.stack([item[1] for item in good]) if good
                   else torch.empty((0, 3, self.size, self.size), dtype=torch.uint8))
-        return Batch(images, torch.tensor([lab for *_, lab in good], dtype=torch.int64),
-                     torch.tensor([i for i, *_ in good], dtype=torch.int64), len(items) - len(good))
+        batch = Batch(images, torch.tensor([item[2] for item in good], dtype=torch.int64),
+                      torch.tensor([item[0] for item in good], dtype=torch.int64), len(items) - len(good))
+        if items and len(items[0]) == 5:
+            batch.log_probs = (torch.from_numpy(np.stack([item[3] for item in good])) if good
+                               else torch.empty((0, 0), dtype=torch.float16))
+            batch.classes = (torch.from_numpy(np.stack([item[4] for item in good]).astype(np.int64)) if good
+                             else torch.empty((0, 0), dtype=torch.int64))
+        return batch
 
 
 class TrainBatches:
@@ -337,7 +389,7 @@ class TrainBatches:
         return max(0, self.steps_per_epoch(self.n, self.global_batch) - self.start_step)
 
     def __iter__(self) -> Iterator[list[Key]]:
-        order = np.random.default_rng(list(self.words)).permutation(self.n)
+        order = epoch_order(self.words, self.n)
         for step in range(self.start_step, self.steps_per_epoch(self.n, self.global_batch)):
             chunk = order[step * self.global_batch:(step + 1) * self.global_batch][self.rank::self.world]
             yield [(int(i), self.words) for i in chunk]

@@ -31,8 +31,9 @@ from ..hub_layout import write_text_atomic
 from . import checkpoint, distributed
 from .checkpoint import CHECKPOINT_FILE, CheckpointError, Position
 from .data import EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source
+from .soft_labels import CachedDataset
 from .export import check_output_name, export
-from .losses import counted, get_loss, reduce
+from .losses import complete_topk, counted, get_loss, reduce
 from .models import build_pair, freeze_teacher, normalized, num_classes
 from .optim import learning_rate, make_optimizer
 from .recipe import Recipe, load_recipe
@@ -122,11 +123,18 @@ class Trainer:
         self.loss_fn = get_loss(r.loss, r.temperature)
         torch.manual_seed(r.runtime.seed)  # the student's initial weights
         self.built, teacher = build_pair(r.student, r.teacher, data_root)
+        self.soft_labels = None
+        if r.soft_labels == "cache":
+            from .soft_labels import open_cache
+            assert teacher is not None
+            self.soft_labels = open_cache(r, teacher.model, data_root)
+            teacher = None  # the cache holds its predictions: training never runs it
         check_output_name(r, self.built)
         self.classes = num_classes(self.built.model)
         self.student = normalized(self.built.model).to(device, memory_format=self.memory_format)
         self.teacher = teacher.to(device, memory_format=self.memory_format) if teacher is not None else None
-        fill = tuple(round(255 * m) for m in self.student.mean.flatten().tolist())
+        fill = tuple(self.soft_labels.manifest["fill"] if self.soft_labels is not None
+                     else (round(255 * m) for m in self.student.mean.flatten().tolist()))
         self.train_transform = Transform(r.input_size, r.augment, train=True, fill=fill)
         self.eval_set = None
         if r.eval is not None:
@@ -148,8 +156,11 @@ class Trainer:
             self._restore(checkpoint.load(self.checkpoint_path))
         else:
             self._start_run_dir()
-        if self.eval_set is not None and self.teacher is not None and self.teacher_pred is None:
-            self._evaluate_teacher()
+        if self.eval_set is not None and self.teacher_pred is None:
+            if self.teacher is not None:
+                self._evaluate_teacher()
+            elif self.soft_labels is not None:
+                self._cached_teacher_eval()
         for index in range(self.position.stage, len(r.stages)):
             self._run_stage(index)
         folder = self.run_dir / r.name
@@ -194,7 +205,12 @@ class Trainer:
     # -- stages and epochs -------------------------------------------------------------------------------------
     def _run_stage(self, index: int) -> None:
         r, stage = self.recipe, self.recipe.stages[index]
-        dataset = ImageDataset([open_source(s, self.data_root) for s in stage.train], self.train_transform)
+        sources = [open_source(s, self.data_root) for s in stage.train]
+        if self.soft_labels is None:
+            dataset = ImageDataset(sources, self.train_transform)
+        else:
+            dataset = CachedDataset(sources, [self.soft_labels.part_of(s) for s in stage.train], self.train_transform,
+                                    self.soft_labels, first_epoch=sum(s.epochs for s in r.stages[:index]))
         if r.loss == "ce":
             self._check_labels(dataset, stage.name)
         steps = TrainBatches.steps_per_epoch(len(dataset), r.batch_size)
@@ -260,6 +276,9 @@ class Trainer:
                     target = self.teacher_forward(x)
             else:
                 target = labels
+        if batch.log_probs is not None:
+            logits, target = complete_topk(logits, batch.log_probs.to(ctx.device), batch.classes.to(ctx.device),
+                                           r.cache.sparse)
         per_sample = self.loss_fn(logits, target)
         count = counted(r.loss, target)
         optimizer.zero_grad(set_to_none=True)
@@ -336,6 +355,19 @@ class Trainer:
             self._log(f"teacher on the eval set: top-1 {_percent(result['top1'])}, top-5 {_percent(result['top5'])} "
                       f"({result['images']} labelled images, {result['skipped']} skipped)")
 
+    def _cached_teacher_eval(self) -> None:
+        assert self.soft_labels is not None
+        cached = self.soft_labels.eval_predictions(self.recipe.eval)
+        if cached is None:
+            self._log("the soft-label cache has no predictions for this eval set: no teacher agreement is reported")
+            return
+        self.teacher_pred, result = cached
+        self.metrics.append({"type": "teacher_eval", **result, "from_cache": True})
+        if self.ctx.main:
+            self._write_metrics()
+            self._log(f"teacher on the eval set (from the cache): top-1 {_percent(result['top1'])}, top-5 "
+                      f"{_percent(result['top5'])}")
+
     def _epoch_record(self, index: int, totals: Totals, ema: Any) -> dict[str, Any]:
         stage, pos = self.recipe.stages[index], self.position
         record: dict[str, Any] = {
@@ -351,7 +383,7 @@ class Trainer:
             self.student.train()
             record.update(eval_top1=result["top1"], eval_top5=result["top5"], eval_images=result["images"],
                           eval_skipped=result["skipped"])
-            if self.teacher is not None:
+            if self.teacher_pred is not None:
                 record["agreement"] = result["agreement"]
         return record
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from .recipe import LOSSES, RecipeError
 
 IGNORE_LABEL = -1  # unlabeled or hidden images
+_MIN_REST = 1e-8  # per-class floor of the probability left outside a top-k target (rounding can leave none)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -50,6 +51,27 @@ def kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -
 def ce(student: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Supervised cross-entropy per sample; samples labelled `IGNORE_LABEL` (-1) give 0 and do not count."""
     return F.cross_entropy(student.float(), labels, ignore_index=IGNORE_LABEL, reduction="none")
+
+
+def complete_topk(student: torch.Tensor, log_probs: torch.Tensor, classes: torch.Tensor,
+                  sparse: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(student, teacher)` logits for a loss, from the teacher's top-k log-probabilities at `classes` (n, k).
+
+    `uniform`: the teacher's distribution over all classes, the probability left outside the top k spread evenly
+    over the other classes (FKD's "marginal smoothing"). `renormalize`: both distributions restricted to the
+    teacher's top-k classes (each renormalised there by the loss's softmax). With k = number of classes both give
+    the full teacher distribution.
+    """
+    log_probs = log_probs.float()
+    if sparse == "renormalize":
+        return student.gather(-1, classes), log_probs
+    n, k = log_probs.shape
+    others = student.shape[-1] - k
+    if others == 0:
+        return student, torch.empty_like(log_probs).scatter_(-1, classes, log_probs)
+    rest = (1 - log_probs.exp().sum(-1, keepdim=True)).clamp_min(_MIN_REST * others) / others
+    teacher = rest.log().expand(n, student.shape[-1]).clone()
+    return student, teacher.scatter_(-1, classes, log_probs)
 
 
 def get_loss(name: str, temperature: float = 1.0) -> LossFn:

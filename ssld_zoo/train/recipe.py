@@ -15,6 +15,8 @@
          train: [{source: cifar10:train, labels: false}]}
       - {name: stage2, epochs: 30, lr: 0.001, train: [{source: cifar10:train, labels: false}]}
     runtime: {amp: bf16, channels_last: true, compile: false, ema: 0.9998, workers: 4, seed: 0, checkpoint_every: 500}
+    soft_labels: online                  # online (run the teacher every step) | cache (replay `ssld-zoo cache` output)
+    cache: {dir: runs/cache/r56, views: 8, topk: 10, sparse: uniform}   # see `CacheSpec`
     reference: {...}                     # free-form provenance: PaddleClas config, reported accuracy, notes
 
 Augment keys: `pad_crop: N` (pad N px with zeros, random crop back), `hflip: true`, `random_resized_crop: true` or
@@ -42,6 +44,8 @@ from typing import Any, Sequence
 from ..errors import SsldZooError
 
 LOSSES = ("symmetric_kl", "soft_ce", "js", "kl", "ce")
+SOFT_LABELS = ("online", "cache")
+SPARSE_MODES = ("uniform", "renormalize")
 TEACHER_BN_MODES = ("train", "eval")
 AMP_MODES = (None, "bf16")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -122,6 +126,23 @@ class Runtime:
 
 
 @dataclass(frozen=True)
+class CacheSpec:
+    """The teacher's soft-label cache (`ssld-zoo cache` writes it, `soft_labels: cache` replays it).
+
+    `views` augmented views per image, the `topk` most probable classes of each, `sparse` says how a loss completes
+    a top-k target: `uniform` spreads the remaining probability evenly over the other classes, `renormalize` compares
+    student and teacher on the teacher's top-k classes only (both renormalised there). `batch_size` is the teacher's
+    batch when writing (default: the recipe's, so BatchNorm in train mode sees batches of the training size).
+    """
+
+    dir: str | None = None
+    views: int = 8
+    topk: int = 10
+    sparse: str = "uniform"
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A parsed, checked recipe. `raw` is the resolved YAML mapping (after overrides), kept for the record."""
 
@@ -142,6 +163,8 @@ class Recipe:
     reference: dict[str, Any]
     raw: dict[str, Any]
     path: Path | None = None
+    soft_labels: str = "online"
+    cache: CacheSpec = CacheSpec()
 
     @property
     def distills(self) -> bool:
@@ -217,7 +240,7 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
     where = str(path) if path else "recipe"
     r = _Reader(raw, where)
     known = {"name", "description", "student", "teacher", "loss", "data", "batch_size", "optimizer", "stages",
-             "runtime", "reference"}
+             "runtime", "reference", "soft_labels", "cache"}
     r.no_unknown(raw, known, "")
     teacher_raw = raw.get("teacher")
     loss = r.mapping(raw, "loss")
@@ -238,6 +261,11 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
     stages = tuple(r.stage(s, i, supervised=teacher is None) for i, s in enumerate(r.sequence(raw, "stages")))
     if not stages:
         raise RecipeError(f"{where}: `stages` needs at least one stage.")
+    soft_labels = r.choice({"soft_labels": "online", **raw}, "soft_labels", SOFT_LABELS)
+    cache = r.cache(raw.get("cache") or {})
+    if soft_labels == "cache" and (teacher is None or cache.dir is None):
+        raise RecipeError(f"{where}: `soft_labels: cache` needs a teacher and `cache.dir` (the folder "
+                          "`ssld-zoo cache` wrote).")
     return Recipe(
         name=r.name(raw), student=r.model(r.mapping(raw, "student"), "student"), teacher=teacher,
         loss=loss_type, temperature=r.positive_number(loss, "temperature", "loss.", 1.0),
@@ -246,7 +274,7 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
         batch_size=r.positive_int(raw, "batch_size"), momentum=r.number(optimizer, "momentum", "optimizer.", 0.9),
         nesterov=r.flag(optimizer, "nesterov", "optimizer.", False),
         no_decay_norm_bias=r.flag(optimizer, "no_decay_norm_bias", "optimizer.", False), stages=stages, runtime=runtime,
-        reference=dict(raw.get("reference") or {}), raw=raw, path=path)
+        reference=dict(raw.get("reference") or {}), raw=raw, path=path, soft_labels=soft_labels, cache=cache)
 
 
 class _Reader:
@@ -344,6 +372,20 @@ class _Reader:
                        interpolation=self.choice({"interpolation": "bilinear", **node}, "interpolation",
                                                  INTERPOLATIONS, p),
                        eval_crop_pct=crop_pct)
+
+    def cache(self, node: Any) -> CacheSpec:
+        p = "cache."
+        if not isinstance(node, dict):
+            raise self.fail("cache", "must be a mapping like {dir: runs/cache/r56, views: 8, topk: 10}")
+        self.no_unknown(node, set(CacheSpec.__dataclass_fields__), p)
+        folder = node.get("dir")
+        if folder is not None and not (isinstance(folder, str) and folder):
+            raise self.fail(p + "dir", f"must be a folder path, not {folder!r}")
+        batch = node.get("batch_size")
+        return CacheSpec(dir=folder, views=self.positive_int({"views": 8, **node}, "views", p),
+                         topk=self.positive_int({"topk": 10, **node}, "topk", p),
+                         sparse=self.choice({"sparse": "uniform", **node}, "sparse", SPARSE_MODES, p),
+                         batch_size=None if batch is None else self.positive_int(node, "batch_size", p))
 
     def runtime(self, node: Any) -> Runtime:
         p = "runtime."

@@ -1,0 +1,281 @@
+"""The soft-label cache format, and replaying it in training (`soft_labels: cache`). `cache.py` writes it.
+
+A cache holds the teacher's `topk` largest log-probabilities (fp16) for `views` augmented views of every training
+image, with each view's random choices (`data.View`: crop box, pad offset, flip, RandAugment seed), so a student
+replays exactly the pixels the teacher labelled. Log-probabilities keep their relative precision where fp16
+probabilities would underflow, or round a confident teacher's leftover mass away.
+
+View `v` of image `i` of a source is drawn with the seed of sample `i` in epoch `v` of a one-stage online run
+(`data.sample_seed((seed, 0, v), i)`), and the teacher sees view `v` in that epoch's batches (`data.epoch_order`).
+So for a recipe with one training source, a cached run replays its first `views` epochs with the very pixels and
+teacher batches (BatchNorm in train mode included) of the online run; the targets differ only by fp16 rounding.
+Epoch `g` of a run (counted over its stages) uses view `g` while `g < views`, then a view drawn per image.
+
+    DIR/manifest.json                          settings, teacher, data, and the sha256 of every file below
+    DIR/shards/p00-v000-c0000.safetensors      source 0, view 0, chunk 0: `index`, `log_probs`, `classes`, `views`
+    DIR/eval.safetensors                       the teacher's top-1 class of every evaluation image (`top1`)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SsldZooError
+from .data import ImageDataset, Images, SeedWords, Transform, View, _DECODE_ERRORS, sample_seed
+from .recipe import DataSource, Recipe
+
+FORMAT = "ssld_zoo.soft_label_cache"
+VERSION = 1
+MANIFEST = "manifest.json"
+EVAL_FILE = "eval.safetensors"
+SHARD_IMAGES = 32768  # images per shard, rounded up to whole teacher batches
+_DTYPES = {"F16": np.float16, "I16": np.int16, "I32": np.int32, "I64": np.int64}
+
+
+class CacheError(SsldZooError):
+    """A soft-label cache that is missing, damaged, or was made for another teacher, transform or data."""
+
+
+# -- identities ---------------------------------------------------------------------------------------------------
+def cache_sources(recipe: Recipe) -> list[DataSource]:
+    """The recipe's distinct training sources (by source and subset; labels play no part), in order of first use."""
+    seen: dict[tuple[str, str | None], DataSource] = {}
+    for stage in recipe.stages:
+        for source in stage.train:
+            seen.setdefault((source.source, source.subset), source)
+    return list(seen.values())
+
+
+def source_key(source: DataSource) -> dict[str, Any]:
+    return {"source": source.source, "subset": source.subset}
+
+
+def images_fingerprint(images: Images) -> str:
+    """sha256 of which images a source holds (file paths, or CIFAR pack names and indices), in order."""
+    from .data import Cifar, Files, Listed, Selection
+    digest = hashlib.sha256()
+    node: Any = images
+    if isinstance(node, Selection):
+        digest.update(node.indices.astype("<i8").tobytes())
+        node = node.base
+    if isinstance(node, Cifar):
+        digest.update(f"cifar10:{node.pack.split}:{len(node.pack)}".encode())
+    else:
+        assert isinstance(node, (Files, Listed))
+        for entry in node.paths if isinstance(node, Files) else node.entries:
+            digest.update(f"{entry}\n".encode())
+    return digest.hexdigest()
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """sha256 over a model's state dict (names, dtypes, shapes, values), however it was loaded."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def teacher_identity(recipe: Recipe, teacher: nn.Module) -> dict[str, Any]:
+    """The teacher as the manifest records it; `teacher` is the bare model."""
+    spec = recipe.teacher
+    assert spec is not None
+    return {"model": spec.model, "pretrained": spec.pretrained, "model_args": spec.model_args, "bn": spec.bn,
+            "weights_sha256": weights_sha256(teacher)}
+
+
+def transform_identity(recipe: Recipe) -> dict[str, Any]:
+    return json.loads(json.dumps({"input_size": recipe.input_size, "augment": asdict(recipe.augment)}))
+
+
+def shard_images(batch: int) -> int:
+    return math.ceil(SHARD_IMAGES / batch) * batch
+
+
+def shard_name(part: int, view: int, chunk: int) -> str:
+    return f"shards/p{part:02d}-v{view:03d}-c{chunk:04d}.safetensors"
+
+
+def view_words(seed: int, view: int) -> SeedWords:
+    """The seed words of view `view`: those of epoch `view` of stage 0."""
+    return seed, 0, view
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CacheError(f"{folder} holds no soft-label cache ({MANIFEST} is missing); write one with "
+                         "`ssld-zoo cache RECIPE.yaml --out DIR`.") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise CacheError(f"Cannot read {path}: {e}. Rebuild the cache with `ssld-zoo cache`.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise CacheError(f"{path} is not a version-{VERSION} ssld_zoo soft-label cache.")
+    return manifest
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+def _memmap(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file as read-only arrays over one memory map (no copy, one file handle)."""
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    size = int.from_bytes(raw[:8].tobytes(), "little")
+    header = json.loads(raw[8:8 + size].tobytes())
+    base = 8 + size
+    return {name: raw[base + info["data_offsets"][0]:base + info["data_offsets"][1]].view(
+                _DTYPES[info["dtype"]]).reshape(info["shape"])
+            for name, info in header.items() if name != "__metadata__"}
+
+
+class SoftLabels:
+    """An opened cache: `lookup(part, view, index)` -> (View, top-k log-probabilities, classes)."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.folder, self.manifest = folder, manifest
+        self.views, self.topk = manifest["views"], manifest["topk"]
+        self._positions: dict[tuple[int, int], np.ndarray] = {}
+        self._shards: dict[str, dict[str, np.ndarray]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers map the shards themselves
+        return {**self.__dict__, "_shards": {}, "_positions": {}}
+
+    def part_of(self, source: DataSource) -> int:
+        key = source_key(source)
+        for part, recorded in enumerate(self.manifest["sources"]):
+            if {k: recorded[k] for k in key} == key:
+                return part
+        raise CacheError(f"The soft-label cache {self.folder} has no soft labels for training source "
+                         f"{source.source}" + (f" (subset {source.subset})" if source.subset else "")
+                         + "; write a cache for this recipe with `ssld-zoo cache`.")
+
+    def lookup(self, part: int, view: int, index: int) -> tuple[View, np.ndarray, np.ndarray]:
+        position = self._position(part, view)[index]
+        per_shard = self.manifest["shard_images"]
+        name = shard_name(part, view, int(position) // per_shard)
+        if name not in self._shards:
+            self._shards[name] = _memmap(self.folder / name)
+        shard, row = self._shards[name], int(position) % per_shard
+        if int(shard["index"][row]) != index:
+            raise CacheError(f"{self.folder / name} row {row} holds image {int(shard['index'][row])}, not {index}; "
+                             "the cache is damaged. Rebuild it with `ssld-zoo cache`.")
+        return View.from_row(shard["views"][row]), np.array(shard["log_probs"][row]), np.array(shard["classes"][row])
+
+    def _position(self, part: int, view: int) -> np.ndarray:
+        """Where each image of `part` sits in view `view`'s order (the order its shards were written in)."""
+        if (part, view) not in self._positions:
+            from .data import epoch_order
+            n = self.manifest["sources"][part]["images"]
+            order = epoch_order(view_words(self.manifest["seed"], view), n)
+            positions = np.empty(n, np.int64)
+            positions[order] = np.arange(n)
+            self._positions[(part, view)] = positions
+        return self._positions[(part, view)]
+
+    def eval_predictions(self, source: DataSource | None) -> tuple[torch.Tensor, dict[str, Any]] | None:
+        """The teacher's top-1 class per evaluation image and its top-1/top-5, when the cache has this eval set."""
+        record = self.manifest["files"].get(EVAL_FILE)
+        if source is None or record is None or self.manifest.get("eval") != source_key(source):
+            return None
+        predictions = torch.from_numpy(np.array(_memmap(self.folder / EVAL_FILE)["top1"]))
+        return predictions, {"top1": record["top1"], "top5": record["top5"], "images": record["labelled"],
+                             "skipped": record["skipped"]}
+
+
+def open_cache(recipe: Recipe, teacher: nn.Module, data_root: Any = None,
+               folder: str | Path | None = None) -> SoftLabels:
+    """The recipe's cache (`cache.dir`, or `folder`) after checking every file's sha256 and that it was written for
+    this teacher (`teacher`: the bare, loaded model), transform and data."""
+    from .data import open_source
+    folder = Path(folder or recipe.cache.dir or "")
+    manifest = read_manifest(folder)
+    if not manifest.get("complete"):
+        raise CacheError(f"The soft-label cache {folder} is unfinished; run `ssld-zoo cache` again with the same "
+                         "recipe and --out to complete it.")
+    _check_files(folder, manifest)
+    recorded, wanted = manifest["teacher"], teacher_identity(recipe, teacher)
+    if recorded != wanted:
+        raise CacheError(f"The soft-label cache {folder} was made with teacher {_describe(recorded)}, but this recipe's "
+                         f"teacher is {_describe(wanted)}. Write a cache for this teacher: `ssld-zoo cache RECIPE.yaml "
+                         "--out NEW_DIR`.")
+    if manifest["transform"] != transform_identity(recipe):
+        raise CacheError(f"The soft-label cache {folder} was made with another transform ({manifest['transform']}) "
+                         f"than this recipe's ({transform_identity(recipe)}); the stored views would not be the "
+                         "recipe's. Write a new cache with `ssld-zoo cache`.")
+    labels = SoftLabels(folder, manifest)
+    for source in cache_sources(recipe):
+        recorded_source = manifest["sources"][labels.part_of(source)]
+        images = open_source(source, data_root)
+        if (recorded_source["images"], recorded_source["fingerprint"]) != (len(images), images_fingerprint(images)):
+            raise CacheError(f"Training source {source.source} now holds other images than when the cache {folder} "
+                             f"was written ({len(images)} vs {recorded_source['images']} images, or other files); "
+                             "rebuild the cache with `ssld-zoo cache`.")
+    return labels
+
+
+def _describe(teacher: dict[str, Any]) -> str:
+    return (f"{teacher['model']} (pretrained {teacher['pretrained']}, bn {teacher['bn']}, weights sha256 "
+            f"{teacher['weights_sha256'][:12]}…)")
+
+
+def _check_files(folder: Path, manifest: dict[str, Any]) -> None:
+    """Every shard the manifest lists must exist with its sha256, and every (source, view, chunk) must be listed."""
+    files = manifest["files"]
+    for part, source in enumerate(manifest["sources"]):
+        for view in range(manifest["views"]):
+            for chunk in range(math.ceil(source["images"] / manifest["shard_images"])):
+                if shard_name(part, view, chunk) not in files:
+                    raise CacheError(f"The soft-label cache {folder} lists no {shard_name(part, view, chunk)}; run "
+                                     "`ssld-zoo cache` again with the same recipe and --out to complete it.")
+    for name, record in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise CacheError(f"{path} is missing from the soft-label cache; run `ssld-zoo cache` again with the same "
+                             "recipe and --out to rewrite it.")
+        actual = file_sha256(path)
+        if actual != record["sha256"]:
+            raise CacheError(f"{path} is corrupt: sha256 {actual}, the manifest says {record['sha256']}. Run "
+                             "`ssld-zoo cache` again with the same recipe and --out to rewrite it.")
+
+
+class CachedDataset(ImageDataset):
+    """Training images with the cached view and soft labels of each: `dataset[(index, (seed, stage, epoch))]` ->
+    `(index, image or None, label, log_probs, classes)`."""
+
+    def __init__(self, sources: Sequence[Images], parts: Sequence[int], transform: Transform, labels: SoftLabels,
+                 first_epoch: int) -> None:
+        super().__init__(sources, transform)
+        self.parts, self.labels_cache, self.first_epoch = list(parts), labels, first_epoch
+
+    def view_of(self, words: SeedWords, index: int) -> int:
+        """View `g` in the run's epoch `g` while `g < views`, then one drawn per image from the seed words."""
+        epoch = self.first_epoch + words[2]
+        return epoch if epoch < self.labels_cache.views else sample_seed(words, index) % self.labels_cache.views
+
+    def __getitem__(self, key: Any) -> tuple[Any, ...]:
+        index, words = key
+        which = int(np.searchsorted(self.starts, index, side="right")) - 1
+        local = index - int(self.starts[which])
+        view, log_probs, classes = self.labels_cache.lookup(self.parts[which], self.view_of(words, index), local)
+        label = int(self.labels[index])
+        try:
+            im = self.sources[which].image(local)
+        except _DECODE_ERRORS:
+            return index, None, label, log_probs, classes
+        return index, self.transform.apply(im, view), label, log_probs, classes
