@@ -1,5 +1,7 @@
-"""Cost of the online teacher: one training step of a student alone (supervised, cross-entropy) against the same step
-with its frozen teacher online (SSLD symmetric KL), measured side by side, interleaved, in one run.
+"""Cost of the teacher: one training step of a student alone (supervised, cross-entropy) against the same step with
+its frozen teacher online (SSLD symmetric KL) and with the teacher's soft labels read from a cache (top-k
+log-probabilities completed by `losses.complete_topk`, as `soft_labels: cache` trains), measured side by side,
+interleaved, in one run. The cached step includes copying the batch's top-k targets to the device.
 
     python benchmarks/bench_train.py                       # CPU-sized defaults
     python benchmarks/bench_train.py --device cuda --amp bf16 --channels-last --batch 256 --size 224
@@ -25,8 +27,10 @@ PAIRS = {
 }
 
 
-def make_step(student: torch.nn.Module, teacher: torch.nn.Module | None, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from ssld_zoo.train.losses import ce, symmetric_kl
+def make_step(student: torch.nn.Module, teacher: torch.nn.Module | None, args: argparse.Namespace,
+              cached: tuple[torch.Tensor, torch.Tensor] | None = None):  # type: ignore[no-untyped-def]
+    """One training step: supervised (no teacher), online (`teacher`), or from `cached` top-k (values, classes)."""
+    from ssld_zoo.train.losses import ce, complete_topk, symmetric_kl
     optimizer = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9)
     device_type = "cuda" if args.device == "cuda" else "cpu"
 
@@ -35,7 +39,10 @@ def make_step(student: torch.nn.Module, teacher: torch.nn.Module | None, args: a
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         with autocast():
-            if teacher is None:
+            if cached is not None:
+                values, classes = (t.to(x.device, non_blocking=True) for t in cached)
+                loss = symmetric_kl(*complete_topk(student(x), values, classes, args.sparse)).mean()
+            elif teacher is None:
                 loss = ce(student(x), y).mean()
             else:
                 with torch.no_grad():
@@ -72,16 +79,20 @@ def bench_pair(name: str, args: argparse.Namespace) -> None:
     size = 32 if name == "cifar" else args.size
     x = torch.rand(args.batch, 3, size, size, device=args.device).to(memory_format=fmt)
     y = torch.randint(0, 10 if name == "cifar" else 1000, (args.batch,), device=args.device)
-    steps = {"alone": make_step(student, None, args), "teacher online": make_step(student, teacher, args)}
+    with torch.no_grad():
+        top = teacher(x).float().log_softmax(-1).topk(min(args.topk, teacher.model.num_classes), dim=-1)
+    cached = (top.values.half().cpu(), top.indices.cpu())
+    steps = {"alone": make_step(student, None, args), "teacher online": make_step(student, teacher, args),
+             "cached": make_step(student, None, args, cached)}
     for step in steps.values():  # warm-up
         measure(step, x, y, 2, args.device)
     rates: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(args.rounds):
         for label, step in steps.items():
             rates[label].append(measure(step, x, y, args.steps, args.device))
-    alone, online = (statistics.median(rates[k]) for k in steps)
+    alone, online, cached_rate = (statistics.median(rates[k]) for k in steps)
     print(f"{student_name:<24} {teacher_name:<20} {size:>4} {args.batch:>5} {alone:>10.1f} {online:>12.1f} "
-          f"{alone / online:>6.2f}x")
+          f"{cached_rate:>12.1f} {alone / online:>7.2f}x {alone / cached_rate:>7.3f}x")
 
 
 def main() -> None:
@@ -94,12 +105,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="input size of the ImageNet pairs")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--topk", type=int, default=10, help="classes kept per cached target")
+    parser.add_argument("--sparse", choices=("uniform", "renormalize"), default="uniform")
     args = parser.parse_args()
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{device}; amp {args.amp}; channels_last {args.channels_last}; medians of {args.rounds} interleaved "
-          f"rounds of {args.steps} steps")
+          f"rounds of {args.steps} steps; cached: top-{args.topk}, {args.sparse}")
     print(f"{'student':<24} {'teacher':<20} {'size':>4} {'batch':>5} {'alone img/s':>10} {'online img/s':>12} "
-          f"{'ratio':>7}")
+          f"{'cached img/s':>12} {'online':>8} {'cached':>8}  (ratios: step time / supervised step time)")
     for name in args.pairs:
         if name == "cifar":
             args_cifar = argparse.Namespace(**{**vars(args), "batch": 128})

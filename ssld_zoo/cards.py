@@ -1,7 +1,7 @@
 """Model cards and the model table, generated from the catalogue (no torch).
 
-`python -m ssld_zoo.cards` rewrites the README's model table and `weights/<name>.<tag>/README.md`;
-a test fails when the checked-in copies are stale.
+`python -m ssld_zoo.cards` rewrites the README's model table, `weights/<name>.<tag>/README.md` and the recipe table in
+`docs/recipes.md`; a test fails when the checked-in copies are stale.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ CITATION = """@article{cui2021beyond,
   year    = {2021}
 }"""
 TABLE_START, TABLE_END = "<!-- model-table:start -->", "<!-- model-table:end -->"
+RECIPES_START, RECIPES_END = "<!-- recipe-table:start -->", "<!-- recipe-table:end -->"
 # catalogue metrics dataset -> (name in the card, Hugging Face dataset id, split)
 DATASETS = {
     "imagenet-1k-val": ("ImageNet-1k validation", "imagenet-1k", "validation"),
@@ -135,12 +136,39 @@ def weights_cards(root: Path) -> dict[Path, str]:
             for entry in iter_models() for weight in entry.weights.values()}
 
 
+def _replace_between(text: str, start: str, end: str, table: str) -> str:
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no {start} ... {end} markers")
+    return pattern.sub(lambda _: f"{start}\n{table}\n{end}", text)
+
+
 def readme_with_table(readme: str) -> str:
     """`readme` with the text between the model-table markers replaced by the current table."""
-    pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
-    if not pattern.search(readme):
-        raise ValueError(f"README has no {TABLE_START} ... {TABLE_END} markers")
-    return pattern.sub(lambda _: f"{TABLE_START}\n{model_table()}\n{TABLE_END}", readme)
+    return _replace_between(readme, TABLE_START, TABLE_END, model_table())
+
+
+def recipe_table(recipes: Path) -> str:
+    """One row per recipe file under `recipes` (imagenet/, cifar10/): student, teacher, loss, stages, data."""
+    import yaml
+    rows = ["| recipe | student | teacher | loss | stages (epochs @ lr) | batch | unlabeled data | reported top-1 |",
+            "|---|---|---|---|---|---|---|---|"]
+    for path in sorted(recipes.glob("*/*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        teacher = f"`{raw['teacher']['model']}`" if raw.get("teacher") else "– (supervised)"
+        stages = ", ".join(f"{s['epochs']} @ {s['lr']}" for s in raw["stages"])
+        unlabeled = sorted({t["source"].split(":", 1)[0] + (f" ({t['subset']})" if t.get("subset") else "")
+                            for s in raw["stages"] for t in s["train"] if t.get("labels") is False})
+        reported = ((raw.get("reference") or {}).get("reported_top1") or {}).get("weight")
+        rows.append(f"| [`{path.parent.name}/{path.name}`](../recipes/{path.parent.name}/{path.name}) | "
+                    f"`{raw['student']['model']}` | {teacher} | {raw['loss']['type']} | {stages} | "
+                    f"{raw['batch_size']} | {', '.join(unlabeled) or '–'} | {_fmt(reported)} |")
+    return "\n".join(rows)
+
+
+def recipes_doc_with_table(doc: str, recipes: Path) -> str:
+    """`docs/recipes.md` with its recipe table replaced by the current one."""
+    return _replace_between(doc, RECIPES_START, RECIPES_END, recipe_table(recipes))
 
 
 def main(checkout: Path = Path(__file__).resolve().parents[1]) -> None:
@@ -149,7 +177,10 @@ def main(checkout: Path = Path(__file__).resolve().parents[1]) -> None:
     for path, text in weights_cards(checkout / "weights").items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    print(f"updated {readme} and {len(weights_cards(checkout / 'weights'))} cards", file=sys.stderr)
+    recipes_doc = checkout / "docs" / "recipes.md"
+    recipes_doc.write_text(recipes_doc_with_table(recipes_doc.read_text(encoding="utf-8"), checkout / "recipes"),
+                           encoding="utf-8")
+    print(f"updated {readme}, {recipes_doc} and {len(weights_cards(checkout / 'weights'))} cards", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Generated documents stay current: the README model table and the model cards in weights/."""
+"""Generated documents stay current: the README model table, the recipe table and the model cards."""
 from __future__ import annotations
 
 from conftest import REPO_ROOT
@@ -11,6 +11,12 @@ REGENERATE = "run `python -m ssld_zoo.cards` and commit the result"
 def test_readme_model_table_is_current():
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert readme == cards.readme_with_table(readme), f"README model table is stale: {REGENERATE}"
+
+
+def test_recipe_table_is_current():
+    doc = (REPO_ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+    assert doc == cards.recipes_doc_with_table(doc, REPO_ROOT / "recipes"), f"docs/recipes.md is stale: {REGENERATE}"
+    assert doc.count("| [`imagenet/") == len(list((REPO_ROOT / "recipes" / "imagenet").glob("*.yaml")))
 
 
 def test_weights_cards_are_current_and_complete():
