@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -62,9 +63,13 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
                 if writer.finished(name):
                     continue
                 indices = order[chunk * manifest["shard_images"]:(chunk + 1) * manifest["shard_images"]]
+                started = time.perf_counter()
                 writer.save(name, labeler.label_views(im, transform, words, indices,
                                                       f"source {part + 1}/{len(images)} view {view + 1}/"
                                                       f"{manifest['views']} chunk {chunk + 1}", show))
+                rate = len(indices) / (time.perf_counter() - started)
+                print(f"[ssld_zoo.cache] wrote {folder / name}: {len(indices)} views, {rate:.0f} img/s",
+                      file=sys.stderr, flush=True)
     if recipe.eval is not None and not writer.finished(fmt.EVAL_FILE):
         eval_set = open_source(recipe.eval, data_root)
         tensors, summary = labeler.label_eval(eval_set, Transform(recipe.input_size, recipe.augment, train=False),
