@@ -15,6 +15,7 @@ _LAZY = {
     "SsldZooError": "errors", "UnknownModelError": "errors", "WeightsUnavailableError": "errors",
     "OfflineError": "errors", "IntegrityError": "errors", "InvalidWeightsError": "errors",
     "UnsafePickleError": "errors", "ConversionError": "errors", "PublishError": "errors", "CatalogueError": "errors",
+    "stage_param_groups": "backbones", "fpn_backbone": "backbones", "LR_MULTS": "backbones",
 }
 __all__ = ["__version__", *_LAZY]
 
