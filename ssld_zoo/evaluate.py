@@ -1,12 +1,496 @@
-"""Placeholder: being written (this session)."""
+"""`ssld-zoo eval`: top-1 / top-5 of a model on labelled images, with the preprocessing of its weights.
+
+    from ssld_zoo.evaluate import evaluate
+    evaluate("resnet20_cifar.sup_cifar10", "cifar10:test")                     # CIFAR-10 pack from $SSLD_ZOO_DATA
+    evaluate("resnet50d_ssld", "imagenet/val")                                  # one sub-folder per class
+    evaluate("resnet50d_ssld", "val_flat", labels_file="LOC_val_solution.csv")  # all images in one folder
+
+MODEL is a zoo name or weight (`name`, `name.tag`), a Hub-layout folder (`model.safetensors` + `config.json`, as
+`ssld-zoo download` / `convert` / training write it) or `hf-hub:org/name[@revision]`; `weights=` replaces the weight
+source as in `create(name, pretrained=...)`. DATA is `cifar10:test` / `cifar10:train`, a folder with one sub-folder
+per class (sorted names are class indices; folders named by ImageNet synsets map through ImageNet-1k's order), or a
+flat folder with a labels file: `FILENAME INDEX` lines, `FILENAME SYNSET` lines, or Kaggle's `LOC_val_solution.csv`.
+
+Images are decoded and preprocessed by the training pipeline's evaluation loader (`ssld_zoo.train.data`), so files
+that cannot be decoded are counted as skipped rather than stopping the run. Imports neither torch nor timm until used.
+"""
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from .data import DataError
+from .errors import InvalidWeightsError, SsldZooError, UnknownModelError
+from .registry import get_weight_entry
+from .weights import CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, read_folder_config
+
+if TYPE_CHECKING:
+    import torch
+
+    from .train.data import Images
+
+CIFAR_PREFIX = "cifar10:"
+KAGGLE_HEADER = ("ImageId", "PredictionString")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
+_SYNSET = re.compile(r"^n\d{8}$")
 
 
+class EvaluationError(SsldZooError, ValueError):
+    """An evaluation that cannot run as asked: a model whose classes do not match the labels, or a bad option."""
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """The images to evaluate, where their labels come from, and how many classes those labels have."""
+
+    images: "Images"
+    num_classes: int | None  # None: a labels file of class indices (only its largest index is known)
+    labels_from: str
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for evaluation and what identifies it."""
+
+    module: "torch.nn.Module"
+    name: str
+    weights: str
+    weights_sha256: str | None
+
+
+# -- data -------------------------------------------------------------------------------------------------------------
+def open_data(data: str | os.PathLike, labels_file: str | os.PathLike | None = None,
+              data_root: str | os.PathLike | None = None) -> LabelledImages:
+    """The labelled images of DATA: a CIFAR-10 pack (`cifar10:SPLIT`), a class-folder tree, or a flat folder with
+    `labels_file`."""
+    spec = os.fspath(data)
+    if spec.startswith(CIFAR_PREFIX):
+        if labels_file is not None:
+            raise DataError(f"{spec} carries its own labels; --labels is for a flat folder of images.")
+        from .data.cifar import CLASSES
+        from .train.data import Cifar
+        return LabelledImages(Cifar(spec[len(CIFAR_PREFIX):], data_root), len(CLASSES), f"CIFAR-10 {spec}")
+    root = Path(spec).expanduser()
+    if not root.is_dir():
+        raise DataError(f"DATA '{spec}' is not a folder (nor cifar10:test / cifar10:train)."
+                        if root.exists() else f"DATA folder '{spec}' does not exist.")
+    if labels_file is not None:
+        return _flat_folder(root, Path(labels_file).expanduser())
+    return _class_folders(root)
+
+
+def _in1k_synsets() -> dict[str, int]:
+    """ImageNet-1k synset -> class index, in timm's (the standard, sorted) order."""
+    from timm.data import ImageNetInfo
+    return {synset: index for index, synset in enumerate(ImageNetInfo().label_names())}
+
+
+def _class_folders(root: Path) -> LabelledImages:
+    from .train.data import IMAGE_SUFFIXES, Files, _image_files
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        found = "images but no class sub-folders; a flat folder needs --labels FILE" if _image_files(root) else (
+            "no class sub-folders and no images")
+        raise DataError(f"DATA folder {root} holds {found}.")
+    synsets = _in1k_synsets()
+    by_synset = all(folder.name in synsets for folder in classes)
+    paths, labels = [], []
+    for position, folder in enumerate(classes):
+        files = _image_files(folder)
+        paths += files
+        labels += [synsets[folder.name] if by_synset else position] * len(files)
+    if not paths:
+        raise DataError(f"The {len(classes)} class folders of {root} hold no images (looked for "
+                        f"{', '.join(IMAGE_SUFFIXES)}).")
+    if by_synset:
+        return LabelledImages(Files(paths, labels), len(synsets), f"{root} (folders named by ImageNet-1k synsets)")
+    return LabelledImages(Files(paths, labels), len(classes), f"{root} ({len(classes)} class folders, sorted)")
+
+
+def _image_key(name: str) -> str:
+    """How a labels file and a folder name the same image: the relative path without its image suffix."""
+    from .train.data import IMAGE_SUFFIXES
+    path = PurePosixPath(name.strip().replace("\\", "/"))
+    return os.fspath(path.with_suffix("")) if path.suffix.lower() in IMAGE_SUFFIXES else os.fspath(path)
+
+
+@dataclass(frozen=True)
+class LabelsFile:
+    """Image key -> (class index, line number), and the number of classes the labels come from."""
+
+    labels: dict[str, tuple[int, int]]
+    num_classes: int | None
+
+
+def read_labels(path: Path) -> LabelsFile:
+    """A labels file: `FILENAME INDEX` or `FILENAME SYNSET` lines (blank lines and `#` comments ignored), or Kaggle's
+    `LOC_val_solution.csv` (`ImageId,PredictionString`, the first synset of each row is the label)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise DataError(f"Cannot read labels file {path}: {e.strerror or e}.") from None
+    except UnicodeDecodeError:
+        raise DataError(f"Labels file {path} is not UTF-8 text.") from None
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if not first:
+        raise DataError(f"Labels file {path} is empty.")
+    rows = _kaggle_rows(path, lines) if tuple(first.split(",")) == KAGGLE_HEADER else _text_rows(path, lines)
+    synsets: dict[str, int] | None = None
+    labels: dict[str, tuple[int, int]] = {}
+    kinds = set()
+    for number, name, label in rows:
+        kind = "synset" if _SYNSET.match(label) else "index" if label.isdigit() else None
+        if kind is None:
+            raise DataError(f"{path}:{number}: label '{label}' is neither a class index (0, 1, ...) nor an ImageNet "
+                            "synset (n01440764).")
+        kinds.add(kind)
+        if len(kinds) > 1:
+            raise DataError(f"{path}:{number}: mixes class indices and synsets; use one kind of label per file.")
+        if kind == "synset":
+            synsets = synsets if synsets is not None else _in1k_synsets()
+            if label not in synsets:
+                raise DataError(f"{path}:{number}: unknown synset '{label}': not one of ImageNet-1k's "
+                                f"{len(synsets)} classes.")
+        key = _image_key(name)
+        if key in labels:
+            raise DataError(f"{path}:{number}: '{name}' is labelled twice (first on line {labels[key][1]}).")
+        labels[key] = (synsets[label] if synsets is not None else int(label), number)
+    return LabelsFile(labels, len(synsets) if synsets is not None else None)
+
+
+def _text_rows(path: Path, lines: list[str]) -> list[tuple[int, str, str]]:
+    rows = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2:
+            raise DataError(f"{path}:{number}: expected 'FILENAME LABEL', found '{line}'.")
+        rows.append((number, parts[0], parts[1]))
+    return rows
+
+
+def _kaggle_rows(path: Path, lines: list[str]) -> list[tuple[int, str, str]]:
+    rows = []
+    for number, row in enumerate(csv.reader(lines), 1):
+        if number == 1 or not row:
+            continue
+        if len(row) != 2 or not row[1].split():
+            raise DataError(f"{path}:{number}: expected 'ImageId,PredictionString' (the synset first), found "
+                            f"'{','.join(row)}'.")
+        rows.append((number, row[0], row[1].split()[0]))
+    return rows
+
+
+def _flat_folder(root: Path, labels_path: Path) -> LabelledImages:
+    from .train.data import IMAGE_SUFFIXES, Files, _image_files
+    files = _image_files(root)
+    if not files:
+        raise DataError(f"DATA folder {root} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}).")
+    labels_file = read_labels(labels_path)
+    labels = []
+    for path in files:
+        found = labels_file.labels.get(_image_key(path.relative_to(root).as_posix()))
+        if found is None:
+            raise DataError(f"{path} has no label in {labels_path}; label every image in {root}, or move it out.")
+        labels.append(found[0])
+    if len(files) < len(labels_file.labels):
+        keys = {_image_key(p.relative_to(root).as_posix()) for p in files}
+        missing = [(number, key) for key, (_, number) in labels_file.labels.items() if key not in keys]
+        number, key = min(missing)
+        raise DataError(f"{labels_path}:{number}: '{key}' is not in {root} ({len(missing)} labelled image(s) are "
+                        "missing); copy the whole validation set, or use --limit N for a quick check.")
+    kind = "ImageNet-1k synsets" if labels_file.num_classes else "class indices"
+    return LabelledImages(Files(files, labels), labels_file.num_classes, f"{labels_path} ({kind})")
+
+
+def check_classes(model_classes: int, model_name: str, data: LabelledImages) -> None:
+    """Raise `EvaluationError` unless the model predicts the classes the labels come from."""
+    if data.num_classes is not None and data.num_classes != model_classes:
+        raise EvaluationError(f"Model '{model_name}' predicts {model_classes} classes, but the labels of "
+                              f"{data.labels_from} have {data.num_classes}. Evaluate a model trained on these classes.")
+    largest = int(data.images.labels.max())
+    if largest >= model_classes:
+        raise EvaluationError(f"The labels of {data.labels_from} go up to class {largest}, but model '{model_name}' "
+                              f"predicts {model_classes} classes (0-{model_classes - 1}).")
+
+
+# -- model ------------------------------------------------------------------------------------------------------------
+def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = None, *,
+               data_root: str | os.PathLike | None = None,
+               cache_dir: str | os.PathLike | None = None) -> LoadedModel:
+    """A zoo name or weight, a Hub-layout folder, or `hf-hub:org/name`, with its (or `weights`') verified weights."""
+    spec, source = os.fspath(model), os.fspath(weights) if weights is not None else None
+    if spec.startswith(HF_HUB_PREFIX):
+        from .train.models import build_model
+        from .train.recipe import ModelSpec
+        built = build_model(ModelSpec(spec, source or True), "model", data_root)
+        return LoadedModel(built.model, spec, source or spec, None)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _load_folder(path, source, data_root, cache_dir)
+    if os.sep in spec or "/" in spec:
+        raise InvalidWeightsError(f"MODEL folder '{spec}' does not exist.")
+    from . import create
+    entry = get_weight_entry(spec)
+    module = create(spec, pretrained=source or True, data_root=data_root, cache_dir=cache_dir)
+    return LoadedModel(module, entry.full_name, source or "catalogue", None if source else entry.hub.sha256)
+
+
+def _load_folder(folder: Path, source: str | None, data_root: str | os.PathLike | None,
+                 cache_dir: str | os.PathLike | None) -> LoadedModel:
+    """A Hub-layout folder: a catalogue weight when its `config.json`'s `ssld_zoo` block names one, else its timm
+    `architecture` with its own classes and preprocessing."""
+    config = read_folder_config(folder)
+    if not (folder / WEIGHTS_FILE).is_file() or not isinstance(config.get("architecture"), str):
+        raise InvalidWeightsError(f"MODEL folder {folder} is not in Hub layout: it needs {WEIGHTS_FILE} and a "
+                                  f"{CONFIG_FILE} naming its timm 'architecture' (as `ssld-zoo download` writes).")
+    block = config.get("ssld_zoo", {})
+    sha256 = None if source else block.get("sha256")
+    name = _catalogue_weight_name(block)
+    if name is not None:
+        from . import create
+        module = create(name, pretrained=source or folder, data_root=data_root, cache_dir=cache_dir)
+        return LoadedModel(module, name, source or os.fspath(folder), sha256)
+    from .train.models import build_model
+    from .train.recipe import ModelSpec
+    args = {**config.get("model_args", {}), "num_classes": config.get("num_classes")}
+    built = build_model(ModelSpec(config["architecture"], source or os.fspath(folder), args), "model", data_root)
+    return LoadedModel(built.model, block.get("model") or config["architecture"], source or os.fspath(folder), sha256)
+
+
+def _catalogue_weight_name(block: dict[str, Any]) -> str | None:
+    """The catalogue weight (`name.tag`) that a folder's `ssld_zoo` config block names, or None for a model of
+    your own (e.g. a training export under its recipe's name)."""
+    if not block.get("model"):
+        return None
+    try:
+        return get_weight_entry(".".join(str(block[k]) for k in ("model", "tag") if block.get(k))).full_name
+    except UnknownModelError:
+        return None
+
+
+# -- preprocessing ----------------------------------------------------------------------------------------------------
+def resolve_preprocessing(model: "torch.nn.Module", *, input_size: int | None = None, crop_pct: float | None = None,
+                          interpolation: str | None = None) -> dict[str, Any]:
+    """timm's eval data config from the model's pretrained cfg (what `ssld_zoo.get_transform(model)` uses), with
+    the given overrides."""
+    from timm.data import resolve_data_config
+    config = resolve_data_config({}, pretrained_cfg=dict(getattr(model, "pretrained_cfg", {})))
+    if input_size is not None:
+        if input_size < 1:
+            raise EvaluationError(f"--input-size must be a positive number of pixels, not {input_size}.")
+        config["input_size"] = (config["input_size"][0], input_size, input_size)
+    if crop_pct is not None:
+        if not 0 < crop_pct <= 1:
+            raise EvaluationError(f"--crop-pct must be in (0, 1], not {crop_pct}.")
+        config["crop_pct"] = crop_pct
+    if interpolation is not None:
+        if interpolation not in INTERPOLATIONS:
+            raise EvaluationError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, not '{interpolation}'.")
+        config["interpolation"] = interpolation
+    return config
+
+
+class EvalTransform:
+    """timm's eval transform with the `(image, seed)` signature and `size` of the training pipeline's `Transform`."""
+
+    def __init__(self, data_config: dict[str, Any]) -> None:
+        from timm.data import create_transform
+        self.transform = create_transform(**data_config, is_training=False)
+        self.size = data_config["input_size"][-1]
+
+    def __call__(self, image: Any, seed: int | None) -> "torch.Tensor":
+        return self.transform(image)
+
+
+# -- evaluation -------------------------------------------------------------------------------------------------------
+@dataclass
+class Counts:
+    """Correct top-1 / top-5 predictions, images evaluated and skipped (undecodable), and the seconds it took."""
+
+    top1: int = 0
+    top5: int = 0
+    images: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+def _device(device: str | None) -> "torch.device":
+    import torch
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise EvaluationError(f"--device '{device}' is not a torch device (cpu, cuda, cuda:1, ...).") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise EvaluationError(f"--device {device}: this torch has no CUDA device available; use --device cpu.")
+    return chosen
+
+
+def _check_counts(batch_size: int, workers: int, limit: int | None) -> None:
+    for option, value, least in (("--batch-size", batch_size, 1), ("--workers", workers, 0), ("--limit", limit, 1)):
+        if value is not None and value < least:
+            raise EvaluationError(f"{option} must be at least {least}, not {value}.")
+
+
+def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str | os.PathLike | None = None,
+             labels_file: str | os.PathLike | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+             workers: int = DEFAULT_WORKERS, device: str | None = None, input_size: int | None = None,
+             crop_pct: float | None = None, interpolation: str | None = None, limit: int | None = None,
+             channels_last: bool = False, progress: bool | None = None, data_root: str | os.PathLike | None = None,
+             cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Top-1 / top-5 accuracy (%) of MODEL on DATA (see the module docstring), as a JSON-serialisable dict.
+
+    Args:
+        model: zoo name or weight, Hub-layout folder, or `hf-hub:org/name[@revision]`.
+        data: `cifar10:test` / `cifar10:train`, a class-folder tree, or a flat folder (with `labels_file`).
+        weights: another weight source for MODEL (a `.safetensors` file, Hub-layout folder or `hf-hub:` id).
+        labels_file: labels of a flat folder (`FILENAME INDEX`, `FILENAME SYNSET` or Kaggle's LOC_val_solution.csv).
+        batch_size, workers, device: inference batch, DataLoader worker processes, torch device (default: cuda if
+            available, else cpu).
+        input_size, crop_pct, interpolation: override the weights' own preprocessing.
+        limit: evaluate only the first `limit` images (in label order).
+        channels_last: run the model in channels-last memory format (often faster; results may differ in the last
+            bits of the logits).
+        progress: show a progress bar (default: only when stderr is a terminal).
+        data_root: the data folder holding `cifar10/` (default: `$SSLD_ZOO_DATA`).
+        cache_dir: Hub cache folder (default: `HF_HUB_CACHE`).
+    """
+    import torch
+    _check_counts(batch_size, workers, limit)
+    labelled = open_data(data, labels_file, data_root)  # data errors come before the (slower) model load
+    chosen = _device(device)
+    loaded = load_model(model, weights, data_root=data_root, cache_dir=cache_dir)
+    check_classes(loaded.module.num_classes, loaded.name, labelled)
+    preprocessing = resolve_preprocessing(loaded.module, input_size=input_size, crop_pct=crop_pct,
+                                          interpolation=interpolation)
+    count = len(labelled.images) if limit is None else min(limit, len(labelled.images))
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    module = loaded.module.eval().to(chosen, memory_format=memory_format)
+    counts = _run(module, labelled.images, EvalTransform(preprocessing), count,
+                  batch_size=batch_size, workers=workers, device=chosen, memory_format=memory_format,
+                  progress=sys.stderr.isatty() if progress is None else progress)
+    if counts.images == 0:
+        raise DataError(f"None of the {count} images of {labelled.labels_from} could be decoded.")
+    return _report(loaded, data, labelled, preprocessing, counts, batch_size=batch_size, workers=workers,
+                   device=chosen, limit=limit, channels_last=channels_last)
+
+
+def _run(model: "torch.nn.Module", images: "Images", transform: EvalTransform, count: int, *, batch_size: int,
+         workers: int, device: "torch.device", memory_format: "torch.memory_format", progress: bool) -> Counts:
+    """Correct top-1 / top-5 predictions over the first `count` images of `images`."""
+    import torch
+    from tqdm import tqdm
+    from .train.data import EvalBatches, ImageDataset, loader
+    dataset = ImageDataset([images], transform)
+    batches = loader(dataset, EvalBatches(count, batch_size), workers=workers, pin_memory=device.type == "cuda")
+    counts = Counts()
+    k = min(5, model.num_classes)
+    start = time.perf_counter()
+    with torch.inference_mode(), tqdm(total=count, unit="img", disable=not progress, file=sys.stderr) as bar:
+        for batch in batches:
+            counts.skipped += batch.skipped
+            if len(batch.labels):
+                x = batch.images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                top = model(x).topk(k, dim=-1).indices.cpu()
+                hits = top == batch.labels[:, None]
+                counts.top1 += int(hits[:, 0].sum())
+                counts.top5 += int(hits.any(-1).sum())
+                counts.images += len(batch.labels)
+            bar.update(len(batch.labels) + batch.skipped)
+    counts.seconds = time.perf_counter() - start
+    return counts
+
+
+def _report(loaded: LoadedModel, data: str | os.PathLike, labelled: LabelledImages, preprocessing: dict[str, Any],
+            counts: Counts, *, batch_size: int, workers: int, device: "torch.device", limit: int | None,
+            channels_last: bool) -> dict[str, Any]:
+    import timm
+    import torch
+    from . import __version__
+    return {
+        "model": loaded.name, "weights": loaded.weights, "weights_sha256": loaded.weights_sha256,
+        "data": os.fspath(data), "labels": labelled.labels_from, "classes": loaded.module.num_classes,
+        "top1": 100 * counts.top1 / counts.images, "top5": 100 * counts.top5 / counts.images,
+        "correct_top1": counts.top1, "correct_top5": counts.top5, "images": counts.images, "skipped": counts.skipped,
+        "limit": limit,
+        "preprocessing": {key: list(value) if isinstance(value, tuple) else value
+                          for key, value in preprocessing.items()},
+        "batch_size": batch_size, "workers": workers, "device": str(device), "channels_last": channels_last,
+        "seconds": round(counts.seconds, 3),
+        "images_per_s": round(counts.images / counts.seconds, 1) if counts.seconds else None,
+        "versions": {"ssld_zoo": __version__, "torch": torch.__version__, "timm": timm.__version__},
+    }
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One human-readable line for an `evaluate()` result."""
+    pre = result["preprocessing"]
+    return (f"{result['model']} on {result['data']}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% "
+            f"({result['images']} images, {result['skipped']} skipped; {pre['input_size'][-1]} px, crop_pct "
+            f"{pre['crop_pct']}, {pre['interpolation']}; {result['images_per_s']} img/s on {result['device']})")
+
+
+# -- command line -----------------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command's arguments."""
+    """The `eval` command's arguments."""
+    parser.add_argument("model", metavar="MODEL", help="zoo name or weight (resnet20_cifar.sup_cifar10), Hub-layout "
+                                                       "folder, or hf-hub:org/name[@revision]")
+    parser.add_argument("data", metavar="DATA", help="cifar10:test / cifar10:train, a folder with one sub-folder per "
+                                                     "class, or a flat folder of images (with --labels)")
+    parser.add_argument("--weights", metavar="W", help="another weight source for MODEL: .safetensors file, "
+                                                       "Hub-layout folder or hf-hub:org/name")
+    parser.add_argument("--labels", type=Path, metavar="FILE", help="labels of a flat folder: 'FILENAME INDEX' or "
+                        "'FILENAME SYNSET' lines, or Kaggle's LOC_val_solution.csv")
+    parser.add_argument("--data", dest="data_root", type=Path, metavar="DIR",
+                        help="data folder holding cifar10/ (default: $SSLD_ZOO_DATA)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                        help=f"images per forward pass (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
+                        help=f"data loading processes (default {DEFAULT_WORKERS}; 0 loads in this process)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--input-size", type=int, metavar="PX", help="square input size (default: the weights')")
+    parser.add_argument("--crop-pct", type=float, metavar="F", help="center-crop fraction (default: the weights')")
+    parser.add_argument("--interpolation", choices=INTERPOLATIONS, help="resize interpolation (default: the "
+                                                                        "weights')")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format (often faster)")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="only the first N images, in label order (a quick check)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result to FILE")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: only on a terminal)")
+    parser.add_argument("--cache-dir", metavar="DIR", help="Hub cache folder (default: HF_HUB_CACHE)")
 
 
-def run(args: argparse.Namespace) -> None:
-    raise NotImplementedError
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate as `args` say, print the result, write `--out`, and return it."""
+    result = evaluate(args.model, args.data, weights=args.weights, labels_file=args.labels,
+                      batch_size=args.batch_size, workers=args.workers, device=args.device,
+                      input_size=args.input_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
+                      limit=args.limit, channels_last=args.channels_last, progress=args.progress,
+                      data_root=args.data_root, cache_dir=args.cache_dir)
+    text = json.dumps(result, indent=2) + "\n"
+    if args.out is not None:
+        from .hub_layout import write_text_atomic
+        if not args.out.parent.is_dir():
+            raise EvaluationError(f"--out {args.out}: folder {args.out.parent} does not exist.")
+        write_text_atomic(args.out, text)
+    if args.json:
+        print(text, end="")
+    else:
+        print(summary_line(result))
+    return result
