@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import SsldZooError
 
@@ -127,6 +127,26 @@ def _cmd_convert(args: argparse.Namespace) -> None:
           f'--repo {weight.hub.repo_id}`.')
 
 
+def run_command(add_arguments: Callable[[argparse.ArgumentParser], None], run: Callable[[argparse.Namespace], Any],
+                argv: Sequence[str] | None, *, prog: str, description: str) -> int:
+    """Parse `argv` for one command (options and KEY=VALUE overrides in any order) and run it; see `_run`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser)
+    return _run(run, parser.parse_intermixed_args(argv))
+
+
+def _run(run: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
+    """`run(args)`; an `SsldZooError` becomes one line on stderr and exit status 1."""
+    try:
+        run(args)
+    except SsldZooError as e:
+        print(f"ssld-zoo: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `ssld-zoo list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssld-zoo", description="SSLD-distilled backbones for PyTorch/timm.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,14 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .train.cache import main as cache_main
         return cache_main(argv[1:])
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except SsldZooError as e:
-        print(f"ssld-zoo: error: {e}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # e.g. `ssld-zoo list | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    return _run(args.func, args)
 
 
 if __name__ == "__main__":

@@ -284,10 +284,10 @@ def _catalogue_weight_name(block: dict[str, Any]) -> str | None:
 # -- preprocessing ----------------------------------------------------------------------------------------------------
 def resolve_preprocessing(model: "torch.nn.Module", *, input_size: int | None = None, crop_pct: float | None = None,
                           interpolation: str | None = None) -> dict[str, Any]:
-    """timm's eval data config from the model's pretrained cfg (what `ssld_zoo.get_transform(model)` uses), with
+    """The model's data config (`factory.preprocessing_config`, what `ssld_zoo.get_transform(model)` uses), with
     the given overrides."""
-    from timm.data import resolve_data_config
-    config = resolve_data_config({}, pretrained_cfg=dict(getattr(model, "pretrained_cfg", {})))
+    from .factory import preprocessing_config
+    config = preprocessing_config(model)
     if input_size is not None:
         if input_size < 1:
             raise EvaluationError(f"--input-size must be a positive number of pixels, not {input_size}.")

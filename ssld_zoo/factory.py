@@ -49,13 +49,19 @@ def create(name: str, pretrained: bool | str | os.PathLike = False, *, num_class
     return load_weights(pretrained, get_weight_entry(name), build, cache_dir=cache_dir)
 
 
-def get_transform(name_or_model: str | torch.nn.Module, train: bool = False) -> Any:
-    """The preprocessing that belongs to a zoo weight (`name` or `name.tag`) or to a model built by `create()`."""
-    from timm.data import create_transform, resolve_data_config
+def preprocessing_config(name_or_model: str | torch.nn.Module) -> dict[str, Any]:
+    """timm's data config (input size, crop_pct, interpolation, mean, std) of a zoo weight (`name` or `name.tag`) or
+    of a model built by `create()`."""
+    from timm.data import resolve_data_config
     from .weights import pretrained_cfg_for
     if isinstance(name_or_model, str):
         cfg = pretrained_cfg_for(get_weight_entry(name_or_model))
     else:
         cfg = dict(getattr(name_or_model, "pretrained_cfg", {}))
-    data_config = resolve_data_config({}, pretrained_cfg=cfg)
-    return create_transform(**data_config, is_training=train)
+    return resolve_data_config({}, pretrained_cfg=cfg)
+
+
+def get_transform(name_or_model: str | torch.nn.Module, train: bool = False) -> Any:
+    """The preprocessing that belongs to a zoo weight (`name` or `name.tag`) or to a model built by `create()`."""
+    from timm.data import create_transform
+    return create_transform(**preprocessing_config(name_or_model), is_training=train)

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import SsldZooError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,15 +38,8 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m ssld_zoo.train") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Train a student from a recipe.")
-    add_arguments(parser)
-    args = parser.parse_intermixed_args(argv)  # KEY=VALUE overrides may follow the options
-    try:
-        run(args)
-    except SsldZooError as e:
-        print(f"ssld-zoo: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    from ..cli import run_command
+    return run_command(add_arguments, run, argv, prog=prog, description="Train a student from a recipe.")
 
 
 if __name__ == "__main__":

@@ -273,12 +273,5 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "ssld-zoo cache") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Store a recipe teacher's soft labels once.")
-    add_arguments(parser)
-    args = parser.parse_intermixed_args(argv)
-    try:
-        run(args)
-    except SsldZooError as e:
-        print(f"ssld-zoo: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    from ..cli import run_command
+    return run_command(add_arguments, run, argv, prog=prog, description="Store a recipe teacher's soft labels once.")

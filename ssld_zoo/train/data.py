@@ -323,12 +323,17 @@ class ImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self.starts[-1])
 
+    def locate(self, index: int) -> tuple[int, int]:
+        """(source number, index within that source) of dataset image `index`."""
+        which = int(np.searchsorted(self.starts, index, side="right")) - 1
+        return which, index - int(self.starts[which])
+
     def __getitem__(self, key: Key) -> tuple[int, torch.Tensor | None, int]:
         index, words = key
-        which = int(np.searchsorted(self.starts, index, side="right")) - 1
+        which, local = self.locate(index)
         label = int(self.labels[index])
         try:
-            im = self.sources[which].image(index - int(self.starts[which]))
+            im = self.sources[which].image(local)
         except _DECODE_ERRORS:
             return index, None, label
         return index, self.transform(im, None if words is None else sample_seed(words, index)), label

@@ -83,14 +83,9 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ssld_zoo.train.plot", description="Plot a training run.")
-    add_arguments(parser)
-    try:
-        run(parser.parse_args(argv))
-    except SsldZooError as e:
-        print(f"ssld-zoo: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    from ..cli import run_command
+    return run_command(add_arguments, run, argv, prog="python -m ssld_zoo.train.plot",
+                       description="Plot a training run.")
 
 
 if __name__ == "__main__":

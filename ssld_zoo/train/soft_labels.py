@@ -270,8 +270,7 @@ class CachedDataset(ImageDataset):
 
     def __getitem__(self, key: Any) -> tuple[Any, ...]:
         index, words = key
-        which = int(np.searchsorted(self.starts, index, side="right")) - 1
-        local = index - int(self.starts[which])
+        which, local = self.locate(index)
         view, log_probs, classes = self.labels_cache.lookup(self.parts[which], self.view_of(words, index), local)
         label = int(self.labels[index])
         try:
