@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from .data import find_data_file
 from .errors import CatalogueError, UnknownModelError
+from .shipped import locate
 
 BUILTIN_CATALOGUE = Path(__file__).with_name("catalogue.json")
 SCHEMA_VERSION = 1
@@ -156,7 +157,7 @@ def _parse_model(name: str, data: dict[str, Any], base: Path) -> ModelEntry:
         hub = HubFile(**w["hub"])
         weights[tag] = WeightEntry(
             model=name, tag=tag, status=w["status"], hub=hub,
-            file=(base / w["file"]).resolve() if w.get("file") else None, data_file=w.get("data_file"),
+            file=locate(base, w["file"]) if w.get("file") else None, data_file=w.get("data_file"),
             origin_url=w["origin"]["url"] if w.get("origin") else None,
             origin_sha256=w["origin"].get("sha256") if w.get("origin") else None,
             preprocessing=w["preprocessing"], num_classes=data["num_classes"], data=w)
@@ -273,9 +274,12 @@ def iter_models() -> Iterator[ModelEntry]:
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
-    """Model names matching the fnmatch `pattern`; `pretrained=True` keeps only models whose weights can be loaded."""
-    return sorted(e.name for e in iter_models()
-                  if fnmatch.fnmatch(e.name, pattern) and (not pretrained or e.weight().available))
+    """Model names matching the fnmatch `pattern`. `pretrained=True` lists, as timm does, every `name.tag` whose
+    weights can be loaded now (of a model matching `pattern`)."""
+    matching = [e for e in iter_models() if fnmatch.fnmatch(e.name, pattern)]
+    if not pretrained:
+        return sorted(e.name for e in matching)
+    return sorted(w.full_name for e in matching for w in e.weights.values() if w.available)
 
 
 def model_info(name: str) -> dict[str, Any]:

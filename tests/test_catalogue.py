@@ -137,9 +137,12 @@ def test_data_file_schema_violations_are_named(mutate, problem):
 def test_list_models_filters_and_pretrained():
     assert ssld_zoo.list_models("mobilenetv3_*") == ["mobilenetv3_large_ssld", "mobilenetv3_small_035_ssld",
                                                     "mobilenetv3_small_ssld"]
-    available = ssld_zoo.list_models(pretrained=True)
-    assert all(registry.get_weight_entry(n).available for n in available)
-    assert set(available) < set(NAMES) or available == NAMES
+    available = ssld_zoo.list_models(pretrained=True)  # name.tag of every weight that loads now, as timm lists them
+    every_weight = {f"{n}.{t}" for n in NAMES for t in registry.get_model_entry(n).weights}
+    assert set(available) == {w for w in every_weight if registry.get_weight_entry(w).available}
+    assert "resnet20_cifar.sup_cifar10" in available  # shipped in weights/
+    assert "resnet50d_ssld.ssld_in1k" not in available  # not on the Hub yet
+    assert ssld_zoo.list_models("resnet56*", pretrained=True) == ["resnet56_cifar.akamaster_cifar10"]  # data folder
 
 
 def test_unknown_names_and_tags_suggest_close_matches():

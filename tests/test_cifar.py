@@ -199,7 +199,7 @@ def test_missing_teacher_says_what_to_download_and_where(tmp_path, monkeypatch):
     assert get_weight_entry("resnet56_cifar").available
     monkeypatch.setenv("SSLD_ZOO_DATA", str(tmp_path))
     assert not get_weight_entry("resnet56_cifar").available
-    assert "resnet56_cifar" not in ssld_zoo.list_models(pretrained=True)
+    assert "resnet56_cifar.akamaster_cifar10" not in ssld_zoo.list_models(pretrained=True)
 
 
 def test_corrupt_or_mismatched_teacher_is_integrity_error(tmp_path):

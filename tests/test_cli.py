@@ -23,12 +23,26 @@ def test_list_and_pattern(capsys):
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == ["mobilenetv3_large_ssld", "mobilenetv3_small_035_ssld",
                                                               "mobilenetv3_small_ssld"]
-    assert "top-1 78.96" in out
+    assert "ImageNet top-1 78.96 (PaddleClas)" in out
 
 
-def test_list_pretrained_only_lists_loadable_weights(capsys):
+def test_list_pretrained_only_lists_loadable_weights(capsys, monkeypatch, tmp_path):
     code, out, err = run(capsys, "list", "resnet*_ssld", "--pretrained")
     assert code == 0 and out == "" and "with loadable weights" in err
+    monkeypatch.setenv("SSLD_ZOO_DATA", str(tmp_path))  # no data folder: only the shipped students load
+    code, out, _ = run(capsys, "list", "resnet20*", "--pretrained")
+    assert [line.split()[0] for line in out.splitlines()] == [
+        "resnet20_cifar.ssld1k_r56_cifar10", "resnet20_cifar.ssld_r56_cifar10", "resnet20_cifar.sup1k_cifar10",
+        "resnet20_cifar.sup_cifar10"]
+    assert all("cifar10-jpeg-q75-test top-1" in line for line in out.splitlines())
+
+
+def test_info_names_the_architecture_kind_and_unpinned_revisions(capsys):
+    code, out, _ = run(capsys, "info", "resnet20_cifar")
+    assert code == 0 and "(zoo architecture `resnet20_cifar`)" in out
+    assert "@unpinned" in out and "@None" not in out
+    code, out, _ = run(capsys, "info", "resnet50d_ssld")
+    assert "timm architecture `resnet50d`" in out
 
 
 def test_info_text_and_json(capsys):

@@ -1,4 +1,5 @@
-"""The wheel ships the catalogue and the console script, and leaves tests and the weights folder out."""
+"""The wheel ships the catalogue, the console script and the shipped recipes and weights (under
+`ssld_zoo/_shipped/`), and leaves tests and benchmarks out; `test_wheel_smoke.py` installs and uses it."""
 from __future__ import annotations
 
 import subprocess
@@ -15,6 +16,8 @@ def test_wheel_contents(tmp_path):
     (wheel,) = tmp_path.glob("ssld_zoo-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ssld_zoo/catalogue.json" in names and "ssld_zoo/models/mobilenetv3.py" in names
-    assert not any(n.startswith(("tests/", "weights/", "benchmarks/")) for n in names)
+    assert not any(n.startswith(("tests/", "weights/", "recipes/", "benchmarks/")) for n in names)
+    assert {"ssld_zoo/_shipped/recipes/cifar10/d_ssld_1k_unlabeled.yaml",
+            "ssld_zoo/_shipped/weights/resnet20_cifar.sup_cifar10/model.safetensors"} <= names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "ssld-zoo = ssld_zoo.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -100,7 +100,7 @@ def test_teacher_is_frozen_and_follows_its_bn_mode():
 
 def test_errors_are_one_clear_message(tmp_path: Path):
     with pytest.raises(ModelBuildError, match="predicts 5 classes and the student 'test_resnet' 3"):
-        build_pair(ModelSpec("test_resnet", False, ARGS), ModelSpec("test_resnet", False, {"num_classes": 5}))
+        build_pair(ModelSpec("test_resnet", False, ARGS), (ModelSpec("test_resnet", False, {"num_classes": 5}),))
     with pytest.raises(ModelBuildError, match="neither a zoo model"):
         build_model(ModelSpec("no_such_net"), "student")
     wrong = tmp_path / "wrong.pth"
@@ -122,3 +122,24 @@ def test_zoo_teacher_weights_come_from_the_data_folder(monkeypatch: pytest.Monke
     upstream = torch.load(root / "cifar10" / "resnet20-12fca82f.th", map_location="cpu", weights_only=True)
     state = built.model.state_dict()
     assert all(torch.equal(state[k.removeprefix("module.")], v) for k, v in upstream["state_dict"].items())
+
+
+def test_ensemble_teacher_averages_the_members_probabilities():
+    torch.manual_seed(0)
+    specs = (ModelSpec("test_resnet", False, ARGS), ModelSpec("test_efficientnet", False, ARGS))
+    _, ensemble = build_pair(ModelSpec("test_resnet", False, ARGS), specs)
+    assert ensemble is not None and not any(p.requires_grad for p in ensemble.parameters())
+    members = ensemble.model.members
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = torch.stack([m(x).softmax(-1) for m in members]).mean(0)
+        got = ensemble(x)
+    assert torch.allclose(got.softmax(-1), expected, atol=1e-6)
+    assert torch.allclose(got.exp().sum(-1), torch.ones(4), atol=1e-5)  # log-probabilities: they work as logits
+    assert not torch.allclose(members[0](x).softmax(-1), expected, atol=1e-3)  # both members take part
+
+
+def test_ensemble_members_must_agree_on_classes():
+    specs = (ModelSpec("test_resnet", False, ARGS), ModelSpec("test_efficientnet", False, {"num_classes": 5}))
+    with pytest.raises(ModelBuildError, match="teacher members 'test_resnet' and 'test_efficientnet' predict"):
+        build_pair(ModelSpec("test_resnet", False, ARGS), specs)

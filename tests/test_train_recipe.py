@@ -96,3 +96,34 @@ def test_sources_that_need_labels():
     ok = recipe(stages=[{"epochs": 1, "lr": 0.1, "train": [
         {"source": "cifar10:train", "subset": "except_per_class:400", "labels": False}]}])
     assert parse_recipe(ok).stages[0].train[0].subset == "except_per_class:400"
+
+
+def test_subset_ranges():
+    ok = recipe(stages=[{"epochs": 1, "lr": 0.1, "train": [
+        {"source": "cifar10:train", "subset": "per_class:100:300", "labels": False}]}])
+    assert parse_recipe(ok).stages[0].train[0].subset == "per_class:100:300"
+    bad = recipe(stages=[{"epochs": 1, "lr": 0.1, "train": [
+        {"source": "cifar10:train", "subset": "except_per_class:1:2"}]}])
+    with pytest.raises(RecipeError, match=r"stages\.0\.train\.0\.subset.*per_class:A:B"):
+        parse_recipe(bad)
+
+
+def test_teacher_ensemble():
+    members = [{"model": "resnet32_cifar", "pretrained": True}, {"model": "resnet56_cifar", "pretrained": True}]
+    r = parse_recipe(recipe(teacher=members))
+    assert [t.model for t in r.teachers] == ["resnet32_cifar", "resnet56_cifar"] and r.teacher == r.teachers[0]
+    assert r.teacher_names == "resnet32_cifar + resnet56_cifar"
+    assert parse_recipe(recipe()).teachers == (parse_recipe(recipe()).teacher,)
+    with pytest.raises(RecipeError, match="members use different bn modes"):
+        parse_recipe(recipe(teacher=[members[0], {**members[1], "bn": "eval"}]))
+    with pytest.raises(RecipeError, match=r"`teacher\.1\.model`"):
+        parse_recipe(recipe(teacher=[members[0], {"pretrained": True}]))
+    with pytest.raises(RecipeError, match="empty list"):
+        parse_recipe(recipe(teacher=[]))
+
+
+def test_eval_every():
+    assert parse_recipe(recipe()).runtime.eval_every is None
+    assert parse_recipe(recipe(runtime={"eval_every": 25})).runtime.eval_every == 25
+    with pytest.raises(RecipeError, match="runtime.eval_every"):
+        parse_recipe(recipe(runtime={"eval_every": 0}))

@@ -14,7 +14,9 @@ from typing import Sequence
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `train` command's arguments."""
-    parser.add_argument("recipe", type=Path, metavar="RECIPE.yaml", help="training recipe (see docs/training.md)")
+    parser.add_argument("recipe", type=Path, metavar="RECIPE", help="training recipe: a YAML file, or a shipped "
+                                                                    "recipe by name such as cifar10/b_ssld "
+                                                                    "(`ssld-zoo recipes`; docs/training.md)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="recipe overrides with dotted keys and YAML values, e.g. stages.0.epochs=1 batch_size=64")
     parser.add_argument("--out", type=Path, metavar="RUN_DIR",

@@ -27,14 +27,13 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
     from ..hub_layout import write_text_atomic
     from . import soft_labels as fmt
     from .data import Transform, epoch_order, open_source
-    from .models import build_model, freeze_teacher, normalized
+    from .models import build_teacher, normalized
     if recipe.teacher is None:
         raise fmt.CacheError(f"Recipe '{recipe.name}' has no teacher; a soft-label cache needs one.")
     if out is None and recipe.cache.dir is None:
         raise fmt.CacheError(f"Recipe '{recipe.name}' sets no cache.dir; pass --out DIR.")
     folder = Path(out if out is not None else recipe.cache.dir)
-    teacher = build_model(recipe.teacher, "teacher", data_root).model
-    freeze_teacher(teacher, recipe.teacher.bn)
+    teacher = build_teacher(recipe.teachers, data_root)
     sources = fmt.cache_sources(recipe)
     images = [open_source(s, data_root) for s in sources]
     batch = recipe.cache.batch_size or recipe.batch_size
@@ -226,9 +225,9 @@ class _Labeler:
 
 def verify(recipe: Any, folder: str | os.PathLike | None, data_root: str | os.PathLike | None) -> dict[str, Any]:
     """Check a finished cache against `recipe` (every sha256, teacher, transform, data); returns its manifest."""
-    from .models import build_model
+    from .models import build_teacher
     from .soft_labels import open_cache
-    teacher = build_model(recipe.teacher, "teacher", data_root).model
+    teacher = build_teacher(recipe.teachers, data_root)
     return open_cache(recipe, teacher, data_root, folder).manifest
 
 
@@ -260,7 +259,7 @@ def run(args: argparse.Namespace) -> Path:
     if args.verify:
         manifest = verify(recipe, args.out, args.data)
         folder = Path(args.out or recipe.cache.dir)
-        print(f"{folder}: complete, {len(manifest['files'])} files verified for teacher {recipe.teacher.model}")
+        print(f"{folder}: complete, {len(manifest['files'])} files verified for teacher {recipe.teacher_names}")
         return folder
     folder = write_cache(recipe, args.out, data_root=args.data, device=args.device)
     from .soft_labels import read_manifest

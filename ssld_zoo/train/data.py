@@ -147,13 +147,14 @@ def _list_file(path: Path, data_root: str | os.PathLike | None) -> Listed:
 
 
 def _subset(images: Images, subset: str, where: str) -> np.ndarray:
-    kind, n = subset.split(":")
+    kind, *bounds = subset.split(":")
+    start, stop = (0, int(bounds[0])) if len(bounds) == 1 else (int(bounds[0]), int(bounds[1]))
     labels = images.labels
     if (labels < 0).all():
         raise DataError(f"{where}: subset {subset} needs labelled images, and this source has none.")
     first = np.zeros(len(labels), bool)
     for label in np.unique(labels[labels >= 0]):
-        first[np.flatnonzero(labels == label)[:int(n)]] = True
+        first[np.flatnonzero(labels == label)[start:stop]] = True
     return np.flatnonzero(first if kind == "per_class" else ~first)
 
 

@@ -1,8 +1,9 @@
 """The training loop: stages of epochs of steps, one process or DistributedDataParallel under torchrun.
 
 Each step: the student sees a batch, the frozen teacher sees the same batch under `no_grad`, the loss (labels only for
-`ce`) is averaged over the global batch, SGD steps with the per-step learning rate, the EMA follows. After each
-epoch: evaluation, a line in `metrics.jsonl`, a checkpoint. A stage ends with the student taking its EMA weights
+`ce`) is averaged over the global batch, SGD steps with the per-step learning rate, the EMA follows; no step waits
+for the device (the loss is read and checked every `log_every` steps). After each epoch: evaluation (or every
+`eval_every` steps), a line in `metrics.jsonl`, a checkpoint. A stage ends with the student taking its EMA weights
 (when EMA is on), and the next stage starts from it with a fresh optimizer. The run ends with the student exported
 to `RUN_DIR/<recipe name>/`.
 
@@ -19,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from .checkpoint import CHECKPOINT_FILE, CheckpointError, Position
 from .data import EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source
 from .soft_labels import CachedDataset
 from .export import check_output_name, export
-from .losses import complete_topk, counted, get_loss, reduce
+from .losses import IGNORE_LABEL, complete_topk, counted, get_loss, reduce
 from .models import build_pair, freeze_teacher, normalized, num_classes
 from .optim import learning_rate, make_optimizer
 from .recipe import Recipe, load_recipe
@@ -53,7 +54,7 @@ class RunSetupError(SsldZooError):
 
 @dataclass
 class Totals:
-    """Running sums of the current epoch (global over all processes)."""
+    """Running sums of the current epoch (global over all processes), as of the last `Pending.flush`."""
 
     loss_sum: float = 0.0
     counted: float = 0.0
@@ -61,6 +62,43 @@ class Totals:
     skipped: int = 0
     seconds: float = 0.0
     lr: float = 0.0
+
+
+class Pending:
+    """Step statistics not yet added to `Totals`: kept on the device, so a step never waits for it.
+
+    `flush` sums them over all processes and checks the loss, once per `log_every` steps, before a checkpoint or
+    an evaluation, and at the end of each epoch (the way nanoGPT reads its loss only at its log interval).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.loss = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples that count
+        self.images = self.skipped = 0
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # global step of a non-finite loss
+
+    def add(self, per_sample: torch.Tensor, count: torch.Tensor, images: int, skipped: int, step: int) -> None:
+        loss_sum = per_sample.detach().sum().double()
+        self.loss += torch.stack([loss_sum, count.double()])
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss_sum), step, self.first_bad)
+        self.images += images
+        self.skipped += skipped
+
+    def flush(self, ctx: distributed.Context, totals: Totals) -> int | None:
+        """Add everything pending to `totals`; the global step where the loss stopped being finite, if it did."""
+        stats = torch.cat([self.loss, torch.tensor([self.images, self.skipped], dtype=torch.float64,
+                                                   device=self.device)])
+        loss_sum, n, images, skipped = ctx.all_sum(stats).tolist()
+        first_bad = int(self.first_bad)
+        self.loss.zero_()
+        self.images = self.skipped = 0
+        totals.loss_sum += loss_sum
+        totals.counted += n
+        totals.images += int(images)
+        totals.skipped += int(skipped)
+        if math.isfinite(loss_sum):
+            return None
+        return first_bad if first_bad >= 0 else -1
 
 
 def train(recipe: Recipe | str | os.PathLike, run_dir: str | os.PathLike, *, resume: bool = False,
@@ -114,6 +152,7 @@ class Trainer:
         self.teacher_pred: torch.Tensor | None = None
         self.saved_step: int | None = None
         self.pending: dict[str, Any] = {}
+        self.progress: Callable[[str, int, int, Totals], None] = lambda label, step, steps, totals: None
         r, device = recipe, context.device
         if r.batch_size % context.world:
             raise RunSetupError(f"batch_size {r.batch_size} (global) does not split evenly over {context.world} "
@@ -122,7 +161,7 @@ class Trainer:
         self.autocast_dtype = torch.bfloat16 if r.runtime.amp == "bf16" else None
         self.loss_fn = get_loss(r.loss, r.temperature)
         torch.manual_seed(r.runtime.seed)  # the student's initial weights
-        self.built, teacher = build_pair(r.student, r.teacher, data_root)
+        self.built, teacher = build_pair(r.student, r.teachers, data_root)
         self.soft_labels = None
         if r.soft_labels == "cache":
             from .soft_labels import open_cache
@@ -161,8 +200,9 @@ class Trainer:
                 self._evaluate_teacher()
             elif self.soft_labels is not None:
                 self._cached_teacher_eval()
-        for index in range(self.position.stage, len(r.stages)):
-            self._run_stage(index)
+        with self._progress() as self.progress:
+            for index in range(self.position.stage, len(r.stages)):
+                self._run_stage(index)
         folder = self.run_dir / r.name
         if self.ctx.main:
             folder = export(r, self.built, self.built.model.state_dict(), self.run_dir, self.metrics,
@@ -235,22 +275,35 @@ class Trainer:
                    ema: Any) -> None:
         r, ctx, pos, stage = self.recipe, self.ctx, self.position, self.recipe.stages[index]
         totals = Totals(**self.pending.pop("totals")) if "totals" in self.pending else Totals()
+        pending = Pending(ctx.device)
         batches = TrainBatches(len(dataset), r.batch_size, seed=r.runtime.seed, stage=index, epoch=pos.epoch,
                                rank=ctx.rank, world=ctx.world, start_step=pos.step)
+        eval_every = r.runtime.eval_every
         self.student.train()
         started, before = time.perf_counter(), totals.seconds
-        with self._progress(stage.name, pos.epoch, stage.epochs, steps) as bar:
-            for batch in loader(dataset, batches, workers=r.runtime.workers, pin_memory=ctx.device.type == "cuda"):
-                lr = learning_rate(stage, pos.epoch * steps + pos.step, steps)
-                self._step(batch, optimizer, ema, lr, totals, index, steps)
-                pos.step += 1
-                pos.global_step += 1
-                totals.seconds = before + time.perf_counter() - started
-                bar(pos.step, totals)
-                if pos.global_step % r.runtime.checkpoint_every == 0 and pos.step < steps:
-                    self._save(optimizer, ema, totals)
-        record = self._epoch_record(index, totals, ema)
+        label = f"{stage.name} epoch {pos.epoch + 1}/{stage.epochs}"
+        for batch in loader(dataset, batches, workers=r.runtime.workers, pin_memory=ctx.device.type == "cuda"):
+            lr = learning_rate(stage, pos.epoch * steps + pos.step, steps)
+            self._step(batch, optimizer, ema, lr, pending)
+            totals.lr = lr
+            pos.step += 1
+            pos.global_step += 1
+            checkpoint_due = pos.global_step % r.runtime.checkpoint_every == 0 and pos.step < steps
+            stage_ends = pos.step == steps and pos.epoch + 1 == stage.epochs  # its epoch record evaluates
+            eval_due = (eval_every is not None and pos.global_step % eval_every == 0 and not stage_ends
+                        and self.eval_set is not None)
+            if pos.step % r.runtime.log_every == 0 or pos.step == steps or checkpoint_due or eval_due:
+                self._check_finite(pending.flush(ctx, totals), index, steps)
+            totals.seconds = before + time.perf_counter() - started
+            self.progress(label, pos.step, steps, totals)
+            if eval_due:
+                self.metrics.append(self._eval_record(index, ema))
+                if ctx.main:
+                    self._write_metrics()
+            if checkpoint_due:
+                self._save(optimizer, ema, totals)
         last = pos.epoch + 1 == stage.epochs
+        record = self._epoch_record(index, totals, ema, evaluate=eval_every is None or last)
         if last and ema is not None:
             self.built.model.load_state_dict(ema.module.state_dict())  # the next stage starts from the EMA
         self.position = Position(index + 1, 0, 0, pos.global_step) if last else Position(
@@ -261,8 +314,8 @@ class Trainer:
             self._write_metrics()
             self._log(_describe(record))
 
-    def _step(self, batch: Any, optimizer: torch.optim.Optimizer, ema: Any, lr: float, totals: Totals,
-              index: int, steps: int) -> None:
+    def _step(self, batch: Any, optimizer: torch.optim.Optimizer, ema: Any, lr: float, pending: Pending) -> None:
+        """One optimizer step. Nothing here waits for the device: statistics stay in `pending` until it is flushed."""
         r, ctx, pos = self.recipe, self.ctx, self.position
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -283,25 +336,34 @@ class Trainer:
         count = counted(r.loss, target)
         optimizer.zero_grad(set_to_none=True)
         reduce(per_sample, count).backward()
-        stats = torch.stack([per_sample.detach().sum().double(), count.double(),
-                             torch.tensor(float(len(labels)), dtype=torch.float64, device=ctx.device),
-                             torch.tensor(float(batch.skipped), dtype=torch.float64, device=ctx.device)])
-        loss_sum, n, images, skipped = ctx.all_sum(stats).tolist()
-        if not math.isfinite(loss_sum):
-            stage = r.stages[index]
-            raise TrainingDivergedError(
-                f"The loss became {loss_sum} in stage '{stage.name}' ({index + 1}/{len(r.stages)}), epoch "
-                f"{pos.epoch + 1}/{stage.epochs}, step {pos.step + 1}/{steps} (global step {pos.global_step + 1}); "
-                f"training stopped. {self._kept()} Lower stages.{index}.lr (or check the data) and start a new run.")
-        if n > 0:
+        pending.add(per_sample, count, len(batch.labels), batch.skipped, pos.global_step + 1)
+        if self._counts_any(batch):
             optimizer.step()
             if ema is not None:
                 ema.update(self.built.model)
-        totals.loss_sum += loss_sum
-        totals.counted += n
-        totals.images += int(images)
-        totals.skipped += int(skipped)
-        totals.lr = lr
+
+    def _counts_any(self, batch: Any) -> bool:
+        """Whether any sample of the global batch counts towards the loss, read from the labels on the host.
+
+        Distillation counts every image; `ce` only labelled ones, which under DDP takes one small all-reduce.
+        """
+        if self.recipe.loss != "ce":
+            return self.ctx.world > 1 or len(batch.labels) > 0
+        labelled = int((batch.labels != IGNORE_LABEL).sum())
+        if self.ctx.world > 1:
+            labelled = int(self.ctx.all_sum(torch.tensor([labelled], device=self.ctx.device)).item())
+        return labelled > 0
+
+    def _check_finite(self, first_bad: int | None, index: int, steps: int) -> None:
+        if first_bad is None:
+            return
+        r, pos = self.recipe, self.position
+        stage = r.stages[index]
+        bad = first_bad if first_bad > 0 else pos.global_step  # another process's first bad step is not known here
+        raise TrainingDivergedError(
+            f"The loss stopped being finite in stage '{stage.name}' ({index + 1}/{len(r.stages)}), epoch "
+            f"{pos.epoch + 1}/{stage.epochs}, step {bad - (pos.global_step - pos.step)}/{steps} (global step {bad}); "
+            f"training stopped. {self._kept()} Lower stages.{index}.lr (or check the data) and start a new run.")
 
     def _kept(self) -> str:
         if self.saved_step is None:
@@ -368,24 +430,36 @@ class Trainer:
             self._log(f"teacher on the eval set (from the cache): top-1 {_percent(result['top1'])}, top-5 "
                       f"{_percent(result['top5'])}")
 
-    def _epoch_record(self, index: int, totals: Totals, ema: Any) -> dict[str, Any]:
+    def _epoch_record(self, index: int, totals: Totals, ema: Any, evaluate: bool) -> dict[str, Any]:
         stage, pos = self.recipe.stages[index], self.position
         record: dict[str, Any] = {
             "type": "epoch", "stage": stage.name, "stage_index": index, "epoch": pos.epoch + 1,
             "epochs": stage.epochs, "global_step": pos.global_step,
+            "images_seen": pos.global_step * self.recipe.batch_size,
             "train_loss": totals.loss_sum / totals.counted if totals.counted else None, "lr": totals.lr,
             "img_per_s": totals.images / totals.seconds if totals.seconds else None, "images": totals.images,
             "skipped": totals.skipped, "seconds": round(totals.seconds, 3)}
-        if self.eval_set is not None:
-            model = self.student if ema is None else self.student.around(ema.module)
-            model.eval()
-            result, _ = self._evaluate(model, keep_predictions=False)
-            self.student.train()
-            record.update(eval_top1=result["top1"], eval_top5=result["top5"], eval_images=result["images"],
-                          eval_skipped=result["skipped"])
-            if self.teacher_pred is not None:
-                record["agreement"] = result["agreement"]
+        if evaluate and self.eval_set is not None:
+            record.update(self._eval_fields(ema))
         return record
+
+    def _eval_record(self, index: int, ema: Any) -> dict[str, Any]:
+        """A mid-epoch evaluation (`runtime.eval_every`)."""
+        pos = self.position
+        return {"type": "eval", "stage": self.recipe.stages[index].name, "stage_index": index, "epoch": pos.epoch + 1,
+                "global_step": pos.global_step, "images_seen": pos.global_step * self.recipe.batch_size,
+                **self._eval_fields(ema)}
+
+    def _eval_fields(self, ema: Any) -> dict[str, Any]:
+        model = self.student if ema is None else self.student.around(ema.module)
+        model.eval()
+        result, _ = self._evaluate(model, keep_predictions=False)
+        self.student.train()
+        fields = {"eval_top1": result["top1"], "eval_top5": result["top5"], "eval_images": result["images"],
+                  "eval_skipped": result["skipped"]}
+        if self.teacher_pred is not None:
+            fields["agreement"] = result["agreement"]
+        return fields
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def _input(self, images: torch.Tensor) -> torch.Tensor:
@@ -420,31 +494,48 @@ class Trainer:
         if self.ctx.main:
             print(f"[ssld_zoo.train] {message}", file=sys.stderr, flush=True)
 
-    @contextlib.contextmanager
-    def _progress(self, stage: str, epoch: int, epochs: int, steps: int) -> Iterator[Any]:
-        """`update(step, totals)`: a tqdm bar on a terminal (rank 0), else a log line every `log_every` steps."""
-        from tqdm import tqdm
-        every, batch = self.recipe.runtime.log_every, self.recipe.batch_size
-        label = f"{stage} {epoch + 1}/{epochs}"
-        bar = tqdm(total=steps * batch, initial=self.position.step * batch, unit="img", desc=label,
-                   disable=not (self.ctx.main and sys.stderr.isatty()), dynamic_ncols=True)
+    def _run_steps(self) -> int:
+        """Optimizer steps of the whole run, over every stage."""
+        r = self.recipe
+        return sum(TrainBatches.steps_per_epoch(sum(len(open_source(s, self.data_root)) for s in stage.train),
+                                                r.batch_size) * stage.epochs for stage in r.stages)
 
-        def update(step: int, totals: Totals) -> None:
+    @contextlib.contextmanager
+    def _progress(self) -> Iterator[Any]:
+        """`update(label, step, steps, totals)` after each step: one tqdm bar for the whole run on a terminal (rank
+        0), else a log line every `log_every` steps; the ETA is the whole run's."""
+        from tqdm import tqdm
+        every, total = self.recipe.runtime.log_every, self._run_steps()
+        bar = tqdm(total=total, initial=self.position.global_step, unit="step", dynamic_ncols=True,
+                   disable=not (self.ctx.main and sys.stderr.isatty()))
+        started, first = time.perf_counter(), self.position.global_step
+
+        def update(label: str, step: int, steps: int, totals: Totals) -> None:
             loss = totals.loss_sum / totals.counted if totals.counted else float("nan")
             if not bar.disable:
-                bar.update(batch)
+                bar.update(1)
                 if step % every == 0 or step == steps:
+                    bar.set_description(label, refresh=False)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{totals.lr:.3g}", refresh=False)
             elif step % every == 0:
+                done = self.position.global_step - first
+                per_step = (time.perf_counter() - started) / done if done else float("nan")
                 rate = totals.images / totals.seconds if totals.seconds else 0.0
-                eta = (steps - step) * batch / rate if rate else float("nan")
+                eta = (total - self.position.global_step) * per_step
                 self._log(f"{label} step {step}/{steps}: loss {loss:.4f}, lr {totals.lr:.4g}, {rate:.0f} img/s, "
-                          f"ETA {eta:.0f} s")
+                          f"run {self.position.global_step}/{total} steps, ETA {_duration(eta)}")
 
         try:
             yield update
         finally:
             bar.close()
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def _describe(record: dict[str, Any]) -> str:

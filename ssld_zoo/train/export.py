@@ -69,7 +69,7 @@ def _pct(value: float | None) -> str:
 
 def training_section(recipe: Recipe, metrics: list[dict[str, Any]], ema: bool) -> str:
     """Markdown: how this student was trained (stages, teacher, EMA) and what it measured, then the recipe."""
-    how = (f"distilled from teacher `{recipe.teacher.model}` (BatchNorm in {recipe.teacher.bn} mode) with the "
+    how = (f"distilled from teacher `{recipe.teacher_names}` (BatchNorm in {recipe.teacher.bn} mode) with the "
            f"`{recipe.loss}` loss, which never sees labels" if recipe.teacher
            else "trained with labels (cross-entropy), as a supervised baseline")
     lines = ["## Training run (ssld_zoo)", "",

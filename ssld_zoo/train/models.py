@@ -9,10 +9,11 @@ DataParallel's `module.` prefix are accepted).
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import timm
 import torch
@@ -204,16 +205,45 @@ def num_classes(model: nn.Module) -> int:
     return value
 
 
-def build_pair(student: ModelSpec, teacher: ModelSpec | None,
+class TeacherEnsemble(nn.Module):
+    """Several frozen teachers as one: the log of their averaged class probabilities, each member normalising the
+    [0, 1] input with its own mean/std. The output works as logits (its softmax is the averaged distribution)."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(normalized(m) for m in members)
+        self.num_classes = num_classes(members[0])
+        self.pretrained_cfg = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # the members normalise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.stack([torch.log_softmax(m(x).float(), dim=-1) for m in self.members])
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+
+def build_teacher(teachers: Sequence[ModelSpec], data_root: str | os.PathLike | None = None) -> nn.Module:
+    """The bare, frozen teacher of a recipe: one model, or a `TeacherEnsemble` of its members (same classes)."""
+    models = [build_model(spec, f"teacher.{i}" if len(teachers) > 1 else "teacher", data_root).model
+              for i, spec in enumerate(teachers)]
+    for spec, model in zip(teachers[1:], models[1:]):
+        if num_classes(model) != num_classes(models[0]):
+            raise ModelBuildError(f"The teacher members '{teachers[0].model}' and '{spec.model}' predict "
+                                  f"{num_classes(models[0])} and {num_classes(model)} classes; an ensemble "
+                                  "averages them class by class.")
+    teacher = models[0] if len(models) == 1 else TeacherEnsemble(models)
+    freeze_teacher(teacher, teachers[0].bn)
+    return teacher
+
+
+def build_pair(student: ModelSpec, teachers: Sequence[ModelSpec],
                data_root: str | os.PathLike | None = None) -> tuple[Built, nn.Module | None]:
     """The student (trainable) and the frozen, normalised teacher (None for a supervised recipe)."""
     built = build_model(student, "student", data_root)
-    if teacher is None:
+    if not teachers:
         return built, None
-    frozen = build_model(teacher, "teacher", data_root).model
+    frozen = build_teacher(teachers, data_root)
     if num_classes(frozen) != num_classes(built.model):
-        raise ModelBuildError(f"The teacher '{teacher.model}' predicts {num_classes(frozen)} classes and the student "
+        names = " + ".join(t.model for t in teachers)
+        raise ModelBuildError(f"The teacher '{names}' predicts {num_classes(frozen)} classes and the student "
                               f"'{student.model}' {num_classes(built.model)}; set student.model_args.num_classes to "
                               f"{num_classes(frozen)} (distillation matches them class by class).")
-    freeze_teacher(frozen, teacher.bn)
     return built, normalized(frozen)

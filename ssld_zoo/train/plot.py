@@ -28,7 +28,7 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def plot_run(run_dir: str | os.PathLike) -> Path:
-    """Plot train loss, learning rate, and eval top-1 / teacher agreement per epoch; return the PNG's path."""
+    """Plot train loss and lr per epoch, and eval top-1 / teacher agreement per evaluation; return the PNG path."""
     try:
         import matplotlib
     except ImportError:
@@ -46,16 +46,19 @@ def plot_run(run_dir: str | os.PathLike) -> Path:
     axes[0].set(title="train loss", xlabel="epoch")
     axes[1].plot(x, [m["lr"] for m in epochs], marker=".")
     axes[1].set(title="learning rate (last step of epoch)", xlabel="epoch")
+    evals = [m for m in records if m.get("type") in ("eval", "epoch") and m.get("eval_top1") is not None]
+    by_images = all("images_seen" in m for m in evals)  # runs before images_seen was recorded: by epoch
+    seen = [m["images_seen"] if by_images else m["epoch"] for m in evals]
     for key, label in (("eval_top1", "student top-1"), ("agreement", "agreement with teacher")):
-        if any(m.get(key) is not None for m in epochs):
-            axes[2].plot(x, [m.get(key) for m in epochs], marker=".", label=label)
+        if any(m.get(key) is not None for m in evals):
+            axes[2].plot(seen, [m.get(key) for m in evals], marker=".", label=label)
     if teacher and teacher.get("top1") is not None:
         axes[2].axhline(teacher["top1"], linestyle="--", color="gray", label="teacher top-1")
-    axes[2].set(title="eval (%)", xlabel="epoch")
+    axes[2].set(title="eval (%)", xlabel="training images seen" if by_images else "epoch")
     if axes[2].lines:
         axes[2].legend()
     for boundary in [i + 1.5 for i in range(len(epochs) - 1) if epochs[i]["stage"] != epochs[i + 1]["stage"]]:
-        for ax in axes:
+        for ax in axes[:2]:
             ax.axvline(boundary, color="black", linewidth=0.5)
     fig.tight_layout()
     out = Path(run_dir) / CURVES_FILE

@@ -2,7 +2,8 @@
 
     name: resnet20_cifar_ssld            # the student weight this recipe makes (catalogue `name.tag` or a new name)
     student: {model: resnet20_cifar}     # zoo name, timm name, `hf-hub:org/name`; optional pretrained, model_args
-    teacher: {model: resnet56_cifar, pretrained: true, bn: train}   # null for a supervised recipe
+    teacher: {model: resnet56_cifar, pretrained: true, bn: train}   # null for a supervised recipe; a list of
+                                         # such mappings is an ensemble (probabilities averaged; one bn mode)
     loss: {type: symmetric_kl, temperature: 1.0}                    # symmetric_kl | soft_ce | js | kl | ce
     data:
       input_size: 32
@@ -27,7 +28,8 @@ Data sources: `cifar10:train` / `cifar10:test` (the packed JPEG files under `--d
 `imagefolder:PATH` (class sub-folders), `folder:PATH` (any images, unlabeled), `list:PATH` (a text file with one
 image path per line, relative to the list file or absolute, optionally followed by an integer label; `cifar10:train/123`
 names an image of a CIFAR-10 pack, as `ssld-zoo mine` writes for a CIFAR pool). `subset` picks part of a source: `per_class:N` (the
-first N images of every class) or `except_per_class:N` (the rest). `labels: false` hides the labels from the run
+first N images of every class), `per_class:A:B` (images A to B-1 of every class) or `except_per_class:N` (the rest of
+`per_class:N`). `labels: false` hides the labels from the run
 (they never reach the loss of a distillation recipe anyway; this makes an unlabeled pool explicit). Paths may use
 `${ENV_VAR}`. `key=value` overrides use dotted keys (`stages.0.epochs=1`, `batch_size=64`) and YAML values.
 """
@@ -50,7 +52,7 @@ TEACHER_BN_MODES = ("train", "eval")
 AMP_MODES = (None, "bf16")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 SOURCE_KINDS = ("cifar10", "imagefolder", "folder", "list")
-_SUBSET = re.compile(r"^(per_class|except_per_class):(\d+)$")
+_SUBSET = re.compile(r"^(per_class:\d+(:\d+)?|except_per_class:\d+)$")
 _ENV = re.compile(r"\$\{(\w+)\}")
 _FLOAT = re.compile(r"^[+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _RUN_NAME = re.compile(r"^\w[\w.-]*$")
@@ -123,6 +125,7 @@ class Runtime:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
+    eval_every: int | None = None  # evaluate every N optimizer steps (and at each stage's end) instead of every epoch
 
 
 @dataclass(frozen=True)
@@ -165,20 +168,30 @@ class Recipe:
     path: Path | None = None
     soft_labels: str = "online"
     cache: CacheSpec = CacheSpec()
+    teachers: tuple[ModelSpec, ...] = ()  # every member of the teacher; `teacher` is the first (its bn applies)
 
     @property
     def distills(self) -> bool:
         return self.teacher is not None
 
+    @property
+    def teacher_names(self) -> str:
+        """The teacher as a card or log names it: `a`, or `a + b + c` for an ensemble."""
+        return " + ".join(t.model for t in self.teachers)
+
 
 def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recipe:
-    """Read a recipe YAML file, apply `key=value` overrides, and check it."""
+    """Read a recipe YAML file (or a shipped recipe by name, e.g. `cifar10/b_ssld`), apply `key=value` overrides,
+    and check it."""
     import yaml
-    path = Path(path)
+
+    from ..shipped import find_recipe
+    path = find_recipe(os.fspath(path))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise RecipeError(f"Cannot read recipe {path}: {e.strerror}.") from None
+        raise RecipeError(f"Cannot read recipe {path}: {e.strerror}. `ssld-zoo recipes` lists the shipped "
+                          "recipes by name.") from None
     except yaml.YAMLError as e:
         raise RecipeError(f"Recipe {path} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):
@@ -246,7 +259,8 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
     loss = r.mapping(raw, "loss")
     r.no_unknown(loss, {"type", "temperature"}, "loss.")
     loss_type = r.choice(loss, "type", LOSSES, "loss.")
-    teacher = r.model(teacher_raw, "teacher") if teacher_raw is not None else None
+    teachers = r.teachers(teacher_raw)
+    teacher = teachers[0] if teachers else None
     if (teacher is None) != (loss_type == "ce"):
         raise RecipeError(f"{where}: loss.type '{loss_type}' " + (
             "needs a teacher (set `teacher:`), or use loss.type ce for a supervised recipe." if teacher is None
@@ -267,7 +281,7 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
         raise RecipeError(f"{where}: `soft_labels: cache` needs a teacher and `cache.dir` (the folder "
                           "`ssld-zoo cache` wrote).")
     return Recipe(
-        name=r.name(raw), student=r.model(r.mapping(raw, "student"), "student"), teacher=teacher,
+        name=r.name(raw), student=r.model(r.mapping(raw, "student"), "student"), teacher=teacher, teachers=teachers,
         loss=loss_type, temperature=r.positive_number(loss, "temperature", "loss.", 1.0),
         input_size=r.positive_int(data, "input_size", "data."), augment=r.augment(data.get("augment") or {}),
         eval=r.source(data["eval"], "data.eval", supervised=True) if data.get("eval") else None,
@@ -400,12 +414,26 @@ class _Reader:
                        compile=self.flag(node, "compile", p, False), ema=ema,
                        workers=self.count(node, "workers", p, 2), seed=self.count(node, "seed", p, 0),
                        checkpoint_every=self.positive_int({"checkpoint_every": 500, **node}, "checkpoint_every", p),
-                       log_every=self.positive_int({"log_every": 50, **node}, "log_every", p))
+                       log_every=self.positive_int({"log_every": 50, **node}, "log_every", p),
+                       eval_every=None if node.get("eval_every") is None else self.positive_int(node, "eval_every", p))
 
     def choice(self, node: dict[str, Any], key: str, choices: Sequence[Any], prefix: str = "") -> Any:
         if node.get(key) not in choices:
             raise self.fail(prefix + key, f"must be one of {', '.join(map(str, choices))}, not {node.get(key)!r}")
         return node[key]
+
+    def teachers(self, node: Any) -> tuple[ModelSpec, ...]:
+        """`teacher:` is null, one model mapping, or a list of them (an ensemble sharing one BatchNorm mode)."""
+        if node is None:
+            return ()
+        if not isinstance(node, list):
+            return (self.model(node, "teacher"),)
+        if not node:
+            raise self.fail("teacher", "is an empty list; give one or more models, or null for a supervised recipe")
+        members = tuple(self.model(m, f"teacher.{i}") for i, m in enumerate(node))
+        if len({m.bn for m in members}) > 1:
+            raise self.fail("teacher", "members use different bn modes; an ensemble uses one (train or eval)")
+        return members
 
     def model(self, node: Any, key: str) -> ModelSpec:
         if not isinstance(node, dict):
@@ -431,7 +459,7 @@ class _Reader:
         if source.kind == "cifar10" and source.location not in ("train", "test"):
             raise self.fail(key + ".source", f"must be cifar10:train or cifar10:test, not {source.source!r}")
         if source.subset is not None and not _SUBSET.match(str(source.subset)):
-            raise self.fail(key + ".subset", "must be per_class:N or except_per_class:N")
+            raise self.fail(key + ".subset", "must be per_class:N, per_class:A:B or except_per_class:N")
         if source.kind == "folder" and (supervised or source.subset is not None):
             raise self.fail(key + ".source", "is a folder: source, which has no labels; a supervised recipe, "
                                              "evaluation and per-class subsets need imagefolder:, list: or cifar10:")

@@ -87,10 +87,11 @@ def weights_sha256(model: nn.Module) -> str:
 
 def teacher_identity(recipe: Recipe, teacher: nn.Module) -> dict[str, Any]:
     """The teacher as the manifest records it; `teacher` is the bare model."""
-    spec = recipe.teacher
-    assert spec is not None
-    return {"model": spec.model, "pretrained": spec.pretrained, "model_args": spec.model_args, "bn": spec.bn,
-            "weights_sha256": weights_sha256(teacher)}
+    assert recipe.teachers
+    members = [{"model": t.model, "pretrained": t.pretrained, "model_args": t.model_args, "bn": t.bn}
+               for t in recipe.teachers]
+    identity = members[0] if len(members) == 1 else {"ensemble": members}
+    return {**identity, "weights_sha256": weights_sha256(teacher)}
 
 
 def transform_identity(recipe: Recipe) -> dict[str, Any]:
@@ -230,8 +231,9 @@ def open_cache(recipe: Recipe, teacher: nn.Module, data_root: Any = None,
 
 
 def _describe(teacher: dict[str, Any]) -> str:
-    return (f"{teacher['model']} (pretrained {teacher['pretrained']}, bn {teacher['bn']}, weights sha256 "
-            f"{teacher['weights_sha256'][:12]}…)")
+    members = teacher.get("ensemble") or [teacher]
+    names = " + ".join(f"{m['model']} (pretrained {m['pretrained']}, bn {m['bn']})" for m in members)
+    return f"{names}, weights sha256 {teacher['weights_sha256'][:12]}…"
 
 
 def _check_files(folder: Path, manifest: dict[str, Any]) -> None:
