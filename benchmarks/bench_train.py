@@ -71,7 +71,7 @@ def bench_pair(name: str, args: argparse.Namespace) -> None:
     from ssld_zoo.train.models import build_pair
     from ssld_zoo.train.recipe import ModelSpec
     student_name, teacher_name = PAIRS[name]
-    built, teacher = build_pair(ModelSpec(student_name), ModelSpec(teacher_name, bn="train"))
+    built, teacher = build_pair(ModelSpec(student_name), (ModelSpec(teacher_name, bn="train"),))
     student = built.model.to(args.device).train()
     teacher = teacher.to(args.device)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format

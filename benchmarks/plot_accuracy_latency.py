@@ -171,7 +171,7 @@ def main() -> None:
     chart_points = points(bench)
     plot(bench, chart_points, inputs_sha256(bench_bytes, chart_points), args.out)
     sys.path.insert(0, str(ROOT))
-    from ssld_zoo.hub_layout import write_text_atomic
+    from ssld_zoo.files import write_text_atomic
     write_text_atomic(args.doc, doc_with_table(args.doc.read_text(encoding="utf-8"), bench, chart_points))
     print(f"wrote {args.out} and the table in {args.doc}")
 

@@ -352,7 +352,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"torch {env['torch']}, timm {env['timm']}, {env['cuda_device'] or env['cpu']}, {env['threads']} threads; "
           "ms per call (median, p90 over every timed call); zoo/timm: time ratio (range over rounds)")
     if args.json:
-        from .hub_layout import write_text_atomic
+        from .files import write_text_atomic
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out, json.dumps(result, indent=1) + "\n")

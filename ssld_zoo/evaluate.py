@@ -485,7 +485,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       data_root=args.data_root, cache_dir=args.cache_dir)
     text = json.dumps(result, indent=2) + "\n"
     if args.out is not None:
-        from .hub_layout import write_text_atomic
+        from .files import write_text_atomic
         if not args.out.parent.is_dir():
             raise EvaluationError(f"--out {args.out}: folder {args.out.parent} does not exist.")
         write_text_atomic(args.out, text)

@@ -6,7 +6,6 @@ is served without any network request. Nothing here imports torch.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -15,20 +14,12 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from . import __version__
+from .files import file_sha256
 from .errors import IntegrityError, OfflineError, WeightsUnavailableError
 from .registry import HubFile
 
 T = TypeVar("T")
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in chunks (hashlib releases the GIL, so this overlaps with other work)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _describe(hub: HubFile) -> str:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .cards import model_card
-from .hub import file_sha256
+from .files import file_sha256, publish, temporary_path, write_text_atomic
 from .registry import get_model_entry, get_weight_entry
 from .weights import CONFIG_FILE, WEIGHTS_FILE, load_catalogue_weights, pretrained_cfg_for
 
@@ -35,37 +34,20 @@ def timm_config(name: str, sha256: str, size: int, origin_sha256: str | None = N
     return config
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place (with the usual umask-based mode;
-    `mkstemp` alone would leave it readable by its owner only)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def temporary_weights_path(folder: Path) -> Path:
     """A fresh temporary file in `folder` for `write_folder` to rename into `model.safetensors`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
+    return temporary_path(folder / WEIGHTS_FILE)
 
 
 def place_weights(weights_tmp: Path, folder: Path) -> tuple[str, int]:
-    """Hash a finished temporary weight file and rename it to `folder/model.safetensors` (the temporary file is
-    removed whatever happens); returns its sha256 and size."""
+    """Hash a finished temporary weight file and rename it to `folder/model.safetensors` with mode 0644 (the
+    temporary file is removed whatever happens); returns its sha256 and size."""
     try:
         sha256, size = file_sha256(weights_tmp), weights_tmp.stat().st_size
-        os.replace(weights_tmp, folder / WEIGHTS_FILE)
-    finally:
+    except BaseException:
         weights_tmp.unlink(missing_ok=True)
+        raise
+    publish(weights_tmp, folder / WEIGHTS_FILE)
     return sha256, size
 
 

@@ -620,7 +620,7 @@ def _summary(settings: MineSettings, state: MineState, pool: "Images", exclude_s
 
 def _write_outputs(out: Path, paths: dict[str, Path], pool: "Images", exclude: "Images", settings: MineSettings,
                    state: MineState, input_size: int) -> int:
-    from .hub_layout import write_text_atomic
+    from .files import write_text_atomic
     selected = sorted(((c, s, -i) for c, heap in enumerate(state.heaps) for s, i in heap), key=lambda t: t[2])
     header = [f"# ssld-zoo mine: {len(selected)} images from pool {settings.pool}"
               + (f" ({settings.pool_subset})" if settings.pool_subset else ""),

@@ -78,7 +78,8 @@ def _chw(input_size: int | Sequence[int] | None, default: Sequence[int]) -> tupl
 
 def _weights_sha256(source: str, cache_dir: str | os.PathLike | None) -> str:
     """sha256 of the safetensors file behind an explicit `--weights` source (file, Hub-layout folder, hf-hub id)."""
-    from .hub import file_sha256, hub_download, lfs_sha256
+    from .files import file_sha256
+    from .hub import hub_download, lfs_sha256
     from .registry import HubFile
     from .weights import HF_HUB_PREFIX, WEIGHTS_FILE, _parse_hub_id
     if source.startswith(HF_HUB_PREFIX):
@@ -103,7 +104,7 @@ def _build(name: str, weights: str | os.PathLike | bool | None,
         if entry.hub.sha256:
             identity["weights_sha256"] = entry.hub.sha256
         elif entry.data_file is None:  # converted on first use: the cached, verified file
-            from .hub import file_sha256
+            from .files import file_sha256
             from .weights import load_catalogue_weights
             identity["weights_sha256"] = load_catalogue_weights(entry, file_sha256, cache_dir=cache_dir)
         if entry.origin_sha256:

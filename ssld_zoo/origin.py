@@ -27,8 +27,7 @@ from typing import Callable, TypeVar
 
 from . import __version__
 from .errors import IntegrityError, OfflineError, WeightsUnavailableError
-from .hub import file_sha256
-from .hub_layout import write_text_atomic
+from .files import file_sha256, write_text_atomic
 from .registry import WeightEntry
 from .weights import WEIGHTS_FILE, use_folder
 

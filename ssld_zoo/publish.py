@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import IntegrityError, InvalidWeightsError, PublishError
-from .hub import file_sha256
+from .files import file_sha256
 from .weights import CONFIG_FILE, WEIGHTS_FILE, read_folder_config
 
 README_FILE = "README.md"

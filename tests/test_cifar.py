@@ -224,7 +224,7 @@ def test_timm_create_model_loads_the_teacher():
 def test_cli_shows_teachers_without_paddle_fields(capsys):
     assert main(["info", "resnet56_cifar"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("resnet56_cifar  (timm architecture `resnet56_cifar`)\n") and "PaddleClas" not in out
+    assert out.startswith("resnet56_cifar  (zoo architecture `resnet56_cifar`)\n") and "PaddleClas" not in out
     assert "measured top-1 83.2 / top-5 98.95 on cifar10-jpeg-q75-test at 32 px" in out
     assert "data file: $SSLD_ZOO_DATA/cifar10/resnet56-4bfd9763.th" in out and "teacher: none" in out
     assert main(["list", "*_cifar"]) == 0

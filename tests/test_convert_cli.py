@@ -12,7 +12,7 @@ import pytest
 from conftest import run_python
 from paddle_oracle import Case, build_paddle_model, paddle_outputs
 from ssld_zoo.cli import main
-from ssld_zoo.hub import file_sha256
+from ssld_zoo.files import file_sha256
 from ssld_zoo.publish import publish_folder
 
 CASE = Case("lcnet_050_ssld", "legendary_models.pp_lcnet", "PPLCNet_x0_5", stages=[])

@@ -48,6 +48,8 @@ def test_two_stage_distillation_run_writes_every_output(tmp_path: Path, tiny_dat
     folder = train(parse_recipe(raw), run_dir, device="cpu")
     assert folder == run_dir / "tiny_student"
     assert yaml.safe_load((run_dir / "recipe.yaml").read_text()) == raw
+    for name in ("model.safetensors", "config.json", "README.md"):  # others may read a shared model folder
+        assert (folder / name).stat().st_mode & 0o777 == 0o644, name
     records = metrics(run_dir)
     assert [r["type"] for r in records] == ["teacher_eval", "epoch", "epoch", "epoch"]
     assert [(r["stage"], r["epoch"]) for r in records[1:]] == [("stage1", 1), ("stage1", 2), ("stage2", 1)]
@@ -209,7 +211,8 @@ def test_command_line(tmp_path: Path, tiny_data: TinyData, capsys: pytest.Captur
     assert main([str(recipe), "--out", str(out), "--device", "cpu", "stages.0.epochs=1", "runtime.log_every=1"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(out / "tiny_student")
-    assert "stage1 1/1 step 1/4: loss" in captured.err and "stage1 epoch 1/1: loss" in captured.err
+    assert "stage1 epoch 1/1 step 1/4: loss" in captured.err and "stage1 epoch 1/1: loss" in captured.err
+    assert "run 1/4 steps, ETA" in captured.err  # the whole run's ETA
     assert main([str(recipe), "--out", str(out), "stages.0.epochs=1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ssld-zoo: error: ") and "already holds a run" in err and err.count("\n") == 1

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from train_support import REPO_ROOT
 
 from ssld_zoo.errors import IntegrityError, InvalidWeightsError
-from ssld_zoo.hub import file_sha256
+from ssld_zoo.files import file_sha256
 from ssld_zoo.train.models import ModelBuildError, build_model, build_pair, normalized
 from ssld_zoo.train.recipe import ModelSpec
 
@@ -82,7 +82,7 @@ def test_hf_hub_teacher_names_its_architecture(tmp_path: Path, fake_hub):
 def test_teacher_is_frozen_and_follows_its_bn_mode():
     for bn in ("train", "eval"):
         student, teacher = build_pair(ModelSpec("test_resnet", False, ARGS),
-                                      ModelSpec("test_efficientnet", False, ARGS, bn=bn))
+                                      (ModelSpec("test_efficientnet", False, ARGS, bn=bn),))
         assert not any(p.requires_grad for p in teacher.parameters())
         assert all(p.requires_grad for p in student.model.parameters())
         bns = [m for m in teacher.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]

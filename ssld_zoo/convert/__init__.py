@@ -78,7 +78,7 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
     file's sha256 when the caller has already computed it."""
     from safetensors.torch import save_file
 
-    from ..hub import file_sha256
+    from ..files import file_sha256
     from ..hub_layout import temporary_weights_path, write_folder
     folder = Path(out).expanduser()
     tensors = convert_pdparams(pdparams, name)

@@ -24,7 +24,7 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
     unfinished one there; returns the folder."""
     import torch
 
-    from ..hub_layout import write_text_atomic
+    from ..files import write_text_atomic
     from . import soft_labels as fmt
     from .data import Transform, epoch_order, open_source
     from .models import build_teacher, normalized
@@ -100,20 +100,23 @@ class _ShardWriter:
         self.folder, self.manifest = folder, manifest
 
     def finished(self, name: str) -> bool:
-        from .soft_labels import file_sha256
+        from ..files import file_sha256
         record, path = self.manifest["files"].get(name), self.folder / name
         return record is not None and path.is_file() and file_sha256(path) == record["sha256"]
 
     def save(self, name: str, tensors: dict[str, Any], **summary: Any) -> None:
         from safetensors.numpy import save_file
 
-        from ..hub_layout import write_text_atomic
-        from .soft_labels import MANIFEST, file_sha256
+        from ..files import file_sha256, publish, temporary_path, write_text_atomic
+        from .soft_labels import MANIFEST
         path = self.folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)
+        tmp = temporary_path(path)
+        try:
+            save_file(tensors, str(tmp))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        publish(tmp, path)
         self.manifest["files"][name] = {"sha256": file_sha256(path), "images": int(len(tensors["index"])), **summary}
         write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=1) + "\n")
 

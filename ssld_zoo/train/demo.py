@@ -281,7 +281,7 @@ def plot_curves(path: Path, runs: Sequence[Path], rows: Sequence[Row], settings:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from ..hub_layout import write_text_atomic
+    from ..files import write_text_atomic
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 

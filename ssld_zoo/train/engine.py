@@ -28,7 +28,7 @@ import yaml
 from torch import nn
 
 from ..errors import SsldZooError
-from ..hub_layout import write_text_atomic
+from ..files import write_text_atomic
 from . import checkpoint, distributed
 from .checkpoint import CHECKPOINT_FILE, CheckpointError, Position
 from .data import EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source

@@ -16,7 +16,8 @@ import torch
 import yaml
 
 from ..errors import UnknownModelError
-from ..hub_layout import place_weights, temporary_weights_path, write_folder, write_text_atomic
+from ..files import write_text_atomic
+from ..hub_layout import place_weights, temporary_weights_path, write_folder
 from ..weights import CONFIG_FILE, PAPER_ID
 from .models import Built, ModelBuildError, num_classes
 from .recipe import Recipe

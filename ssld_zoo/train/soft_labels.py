@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import SsldZooError
+from ..files import file_sha256
 from .data import ImageDataset, Images, SeedWords, Transform, View, _DECODE_ERRORS, sample_seed
 from .recipe import DataSource, Recipe
 
@@ -109,14 +110,6 @@ def shard_name(part: int, view: int, chunk: int) -> str:
 def view_words(seed: int, view: int) -> SeedWords:
     """The seed words of view `view`: those of epoch `view` of stage 0."""
     return seed, 0, view
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""Writing files so that nothing is half-written and everyone can read them, and hashing them. No torch here.
+
+Every file the project writes (weights, configs, cards, metrics, caches) goes to a temporary file beside its final
+path and is renamed into place only when complete, with mode 0644 set explicitly: safetensors' writer and `mkstemp`
+create files readable by their owner only, and probing the umask (`os.umask(0)`) is not thread-safe.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+SHARED_MODE = 0o644  # owner writes, everyone reads: a shared cache or model folder works for other users
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in chunks (hashlib releases the GIL, so this overlaps with other work)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def temporary_path(path: Path) -> Path:
+    """A new empty temporary file beside `path` (same folder, so the final rename is atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Give the finished temporary file `tmp` mode 0644 and rename it to `path`; `tmp` is gone afterwards."""
+    try:
+        os.chmod(tmp, SHARED_MODE)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file (mode 0644)."""
+    tmp = temporary_path(path)
+    try:
+        tmp.write_bytes(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    publish(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` through a temporary file (mode 0644)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
