@@ -117,7 +117,7 @@ def _payloads(marker: Path, protocol: int) -> dict[str, bytes]:
         "numpy.core.multiarray.scalar": _call(g("numpy.core.multiarray", "scalar"), s("x")),
         "collections.OrderedDict": _call(g("collections", "OrderedDict")),
         # an otherwise valid state dict whose last value is the call
-        "nested": b"(d" + s("w") + _call(g("numpy", "ndarray"), b"(I2\nt") + b"s" + s("meta") + b"(" + s("x")
+        "nested": b"(d" + s("w") + s("x") + b"s" + s("meta") + b"(" + s("x")
                   + _call(g("os", "system"), s(f"touch '{m}'")) + b"ls",
     }
 
@@ -347,8 +347,8 @@ def test_bad_files_raise_invalid_weights_naming_the_file(tmp_path: Path):
     valid = pickle.dumps(_with_bookkeeping(_sample_arrays()), protocol=4)
     readable = "not a readable .pdparams pickle"
     cases = {
-        "truncated": (valid[:len(valid) // 2], readable),
-        "truncated_p2": (pickle.dumps(_sample_arrays(), protocol=2)[:-300], readable),
+        "truncated": (valid[:len(valid) // 2], "the file is truncated or not a .pdparams file"),
+        "truncated_p2": (pickle.dumps(_sample_arrays(), protocol=2)[:-300], "the file is truncated or not a .pdparams file"),
         "garbage": (b"PK\x03\x04 a zip file, not a pickle" * 10, readable),
         "empty": (b"", readable),
         "list": (pickle.dumps([np.ones(2)], protocol=4), "holds an object of type list, not a Paddle state dict"),
@@ -358,8 +358,8 @@ def test_bad_files_raise_invalid_weights_naming_the_file(tmp_path: Path):
                         "key 'model' holds an object of type dict"),
         "int_key": (pickle.dumps({1: np.ones(2)}, protocol=4), "the key 1 of type int"),
         "object_array": (pickle.dumps({"w": np.array([1, "a"], dtype=object)}, protocol=4),
-                         "key 'w' has dtype object"),
-        "string_array": (pickle.dumps({"w": np.array(["a"])}, protocol=2), "key 'w' has dtype <U1"),
+                         "an array has dtype object, not a numeric weight array"),
+        "string_array": (pickle.dumps({"w": np.array(["a"])}, protocol=2), "an array has dtype <U1, not a numeric"),
         "bad_split_info": (pickle.dumps({"UnpackBigParamInfor@@": [1]}, protocol=2),
                            "holds an object of type list, expected"),
     }
@@ -376,3 +376,51 @@ def test_bad_files_raise_invalid_weights_naming_the_file(tmp_path: Path):
     with pytest.raises(InvalidWeightsError, match="cannot open") as info:
         read_pdparams(tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+def _peak_rss_mb_of(code: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `code` in a fresh interpreter; its result and the peak memory it reached (ru_maxrss of the child)."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return result, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+
+
+@pytest.mark.parametrize("depth", [50_000, 200_000])
+def test_deeply_nested_keys_are_refused_without_crashing(tmp_path: Path, depth: int):
+    """A 200 KB file of nested 1-tuples used as a dict key crashed the C unpickler's hashing (SIGSEGV)."""
+    path = _write(tmp_path / "deep.pdparams", b"\x80\x02})" + b"\x85" * depth + b"K\x01s.")
+    result = subprocess.run([sys.executable, "-c", f"from ssld_zoo.convert.pdparams import read_pdparams; "
+                                                   f"read_pdparams({str(path)!r})"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, (result.returncode, result.stderr[-500:])  # an exception, not a signal
+    assert "InvalidWeightsError" in result.stderr and "nested more than 16 deep" in result.stderr
+
+
+def test_huge_declared_shapes_and_lengths_allocate_nothing(tmp_path: Path):
+    """A 62-byte file once made the reader allocate and touch 8.6 GB: shapes and lengths must match real data."""
+    ndarray = b"cnumpy\nndarray\n"
+    calls = {
+        # numpy.ndarray((65536, 32768), 'f4') called directly
+        "direct": b"\x80\x02}X\x01\x00\x00\x00w" + ndarray + b"J\x00\x00\x01\x00J\x00\x80\x00\x00\x86X\x02\x00\x00\x00"
+                  b"f4\x86Rs.",
+        # a BINBYTES8 that claims 2**40 bytes in a tiny file
+        "length": b"\x80\x04}\x8c\x01w\x8e" + struct.pack("<Q", 1 << 40) + b"abcs.",
+    }
+    for label, data in calls.items():
+        path = _write(tmp_path / f"{label}.pdparams", data)
+        result, peak = _peak_rss_mb_of(f"from ssld_zoo.convert.pdparams import read_pdparams\n"
+                                       f"try:\n    read_pdparams({str(path)!r})\nexcept Exception as e:\n"
+                                       f"    print(type(e).__name__, e)\n")
+        assert result.returncode == 0 and ("UnsafePickleError" in result.stdout or "InvalidWeightsError"
+                                           in result.stdout), (label, result.stdout, result.stderr[-500:])
+        assert peak < 1500, (label, peak)  # far below the gigabytes the file claimed
+
+
+def test_array_state_must_hold_exactly_its_bytes(tmp_path: Path):
+    """numpy's own array pickle with a shape that needs more bytes than the state carries is refused."""
+    good = pickle.dumps({"w": np.ones((2, 2), np.float32)}, protocol=2)
+    forged = good.replace(b"K\x02K\x02\x86", b"J\x00\x00\x01\x00K\x02\x86")  # shape (65536, 2), 16 bytes of data
+    assert forged != good
+    with pytest.raises(InvalidWeightsError, match=r"needs 524,288 bytes, but the file holds 16"):
+        read_pdparams(_write(tmp_path / "forged.pdparams", forged))

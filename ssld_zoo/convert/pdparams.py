@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import _codecs
 import _compat_pickle
+import math
 import os
 import pickle
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import numpy as np
 
@@ -66,12 +67,54 @@ def _refused(name: str, what: str) -> UnsafePickleError:
         "state dict (a dict of numpy arrays): only load .pdparams files published by PaddleClas.")
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals numpy arrays need (`_ALLOWED`) and no persistent ids."""
+MAX_DEPTH = 16  # containers inside containers; a Paddle state dict needs 4 (numpy's array state 2)
+
+
+class _BoundedFile:
+    """The file as the unpickler reads it: a length field that asks for more bytes than the file still holds is
+    refused before anything is allocated (a 62-byte file must not cost gigabytes)."""
 
     def __init__(self, file: IO[bytes], name: str) -> None:
-        super().__init__(file, encoding="latin1")
+        self._file, self._name = file, name
+        start = file.tell()
+        self._size = file.seek(0, os.SEEK_END)
+        file.seek(start)
+
+    def _check(self, n: int) -> None:
+        left = self._size - self._file.tell()
+        if n > left:
+            raise InvalidWeightsError(f"{self._name}: the pickle asks for {n:,} bytes at offset {self._file.tell():,}, "
+                                      f"but only {left:,} remain; the file is truncated or not a .pdparams file.")
+
+    def read(self, n: int = -1) -> bytes:
+        if n >= 0:
+            self._check(n)
+        return self._file.read(n)
+
+    def readinto(self, buffer: Any) -> int:
+        self._check(len(buffer))
+        return self._file.readinto(buffer)  # type: ignore[attr-defined]
+
+    def readline(self) -> bytes:
+        return self._file.readline()
+
+
+class _ArrayUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+    """The pure-Python unpickler, restricted to what numpy arrays in a dict need.
+
+    It resolves only the globals in `_ALLOWED`, calls them only as numpy's own pickles do (`_reconstruct` of an empty
+    array, then its state with exactly the bytes its shape needs), refuses persistent ids and object construction,
+    and bounds the nesting of containers, so that no file can run code, exhaust the stack or allocate more memory
+    than the data it holds.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def __init__(self, file: IO[bytes], name: str) -> None:
+        super().__init__(_BoundedFile(file, name), encoding="latin1")
         self._name = name
+        self._depths: dict[int, int] = {}
+        self._containers: list[Any] = []  # keeps every tracked container alive, so its id stays its own
 
     def find_class(self, module: str, name: str) -> Any:
         allowed = _ALLOWED.get((module, name))
@@ -86,6 +129,94 @@ class _ArrayUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise _refused(self._name, f"the persistent id {pid!r:.80}")
+
+    # -- nesting ------------------------------------------------------------------------------------------------
+    def _depth(self, obj: Any) -> int:
+        return self._depths.get(id(obj), 0)
+
+    def _nest(self, container: Any, items: Any) -> None:
+        depth = max(self._depth(container), 1 + max((self._depth(i) for i in items), default=0))
+        if depth > MAX_DEPTH:
+            raise InvalidWeightsError(f"{self._name}: containers nested more than {MAX_DEPTH} deep; a Paddle state "
+                                      "dict is a flat dict of numpy arrays, so this is not a .pdparams file.")
+        if id(container) not in self._depths:
+            self._containers.append(container)
+        self._depths[id(container)] = depth
+
+    # -- calls --------------------------------------------------------------------------------------------------
+    def load_reduce(self) -> None:
+        args, func = self.stack[-1], self.stack[-2]
+        if func is np.ndarray or (func is _reconstruct and not (
+                isinstance(args, tuple) and len(args) == 3 and args[0] is np.ndarray and args[1] == (0,))):
+            raise _refused(self._name, f"the call {getattr(func, '__name__', func)}{args!r:.80} (numpy pickles "
+                                       "rebuild arrays from an empty one and their data)")
+        pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
+
+    def load_build(self) -> None:
+        state, inst = self.stack[-1], self.stack[-2]
+        if type(inst) is np.ndarray:
+            _check_array_state(state, self._name)
+        elif not isinstance(inst, np.dtype):
+            raise _refused(self._name, f"setting the state of a {type(inst).__name__}")
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+
+    def refuse_objects(self) -> None:
+        raise _refused(self._name, "constructing an object (NEWOBJ/OBJ/INST)")
+
+    def load_inst(self) -> None:
+        """INST names its class inline: look it up first, so a refusal names it, then refuse the construction."""
+        module, name = self.readline()[:-1].decode("ascii"), self.readline()[:-1].decode("ascii")
+        self.find_class(module, name)
+        self.refuse_objects()
+
+
+def _tracked(load: Callable[[Any], None], items: Callable[[Any], list[Any]]) -> Callable[[Any], None]:
+    """The unpickler op `load`, then the nesting check of the container it built or grew from `items`."""
+    def run(self: _ArrayUnpickler) -> None:
+        before = items(self)
+        load(self)
+        self._nest(self.stack[-1], before)
+    return run
+
+
+def _top(n: int) -> Callable[[Any], list[Any]]:
+    return lambda self: self.stack[-n:]
+
+
+def _marked(self: Any) -> list[Any]:
+    return list(self.stack)  # after MARK, the pure-Python unpickler's stack holds just the marked items
+
+
+_PY = pickle._Unpickler  # type: ignore[attr-defined]
+_ArrayUnpickler.dispatch.update({
+    pickle.TUPLE1[0]: _tracked(_PY.load_tuple1, _top(1)), pickle.TUPLE2[0]: _tracked(_PY.load_tuple2, _top(2)),
+    pickle.TUPLE3[0]: _tracked(_PY.load_tuple3, _top(3)), pickle.TUPLE[0]: _tracked(_PY.load_tuple, _marked),
+    pickle.LIST[0]: _tracked(_PY.load_list, _marked), pickle.DICT[0]: _tracked(_PY.load_dict, _marked),
+    pickle.FROZENSET[0]: _tracked(_PY.load_frozenset, _marked),
+    pickle.APPEND[0]: _tracked(_PY.load_append, _top(1)), pickle.SETITEM[0]: _tracked(_PY.load_setitem, _top(2)),
+    pickle.APPENDS[0]: _tracked(_PY.load_appends, _marked), pickle.SETITEMS[0]: _tracked(_PY.load_setitems, _marked),
+    pickle.ADDITEMS[0]: _tracked(_PY.load_additems, _marked),
+    pickle.REDUCE[0]: _ArrayUnpickler.load_reduce, pickle.BUILD[0]: _ArrayUnpickler.load_build,
+    pickle.INST[0]: _ArrayUnpickler.load_inst,
+    **{code[0]: _ArrayUnpickler.refuse_objects for code in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.OBJ)},
+})
+
+
+def _check_array_state(state: Any, name: str) -> None:
+    """numpy's array state `(version, shape, dtype, fortran, data)` with exactly `prod(shape) * itemsize` bytes."""
+    if isinstance(state, tuple) and len(state) == 5 and isinstance(state[2], np.dtype) and (
+            state[2].kind not in _WEIGHT_KINDS):
+        raise InvalidWeightsError(f"{name}: an array has dtype {state[2]}, not a numeric weight array; a Paddle state "
+                                  "dict holds numbers only.")
+    if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[1], tuple)
+            and all(type(d) is int and d >= 0 for d in state[1]) and isinstance(state[2], np.dtype)
+            and isinstance(state[4], (bytes, bytearray))):
+        raise InvalidWeightsError(f"{name}: an array's state is not numpy's (version, shape, dtype, fortran, bytes): "
+                                  f"{state!r:.120}.")
+    need = math.prod(state[1]) * state[2].itemsize
+    if need != len(state[4]):
+        raise InvalidWeightsError(f"{name}: an array of shape {state[1]} and dtype {state[2]} needs {need:,} bytes, "
+                                  f"but the file holds {len(state[4]):,} for it.")
 
 
 def read_pdparams(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -109,9 +240,17 @@ def read_pdparams_fileobj(file: IO[bytes], name: str = "<file object>") -> dict[
     Raises `UnsafePickleError` for any global beyond numpy arrays and `InvalidWeightsError` for anything that is not
     a readable dict of numeric arrays.
     """
+    start = file.tell()
+    head = file.read(4)
+    if not head:
+        raise InvalidWeightsError(f"{name}: not a readable .pdparams pickle: the file is empty.")
+    if head == b"PK\x03\x04":
+        raise InvalidWeightsError(f"{name}: not a readable .pdparams pickle: it is a zip archive (a torch checkpoint, "
+                                  "or another format), not the pickle paddle.save writes.")
+    file.seek(start)
     try:
         obj = _ArrayUnpickler(file, name).load()
-    except UnsafePickleError:
+    except (UnsafePickleError, InvalidWeightsError):
         raise
     except Exception as exc:  # any failure inside the unpickler means a damaged or foreign file
         raise InvalidWeightsError(
