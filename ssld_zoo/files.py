@@ -7,7 +7,9 @@ create files readable by their owner only, and probing the umask (`os.umask(0)`)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import struct
 import tempfile
 from pathlib import Path
 
@@ -54,3 +56,17 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` (UTF-8) to `path` through a temporary file (mode 0644)."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def canonical_safetensors(path: Path) -> None:
+    """Rewrite a safetensors header in place with its keys sorted, so the same tensors and metadata always give the
+    same bytes (safetensors' writer orders the metadata by a randomly seeded hash map). The header keeps its length:
+    the same keys and values, reordered, padded with spaces as the format allows."""
+    with open(path, "r+b") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) > length:  # cannot happen for a header the writer produced; leave such a file as it is
+            return
+        f.seek(8)
+        f.write(text + b" " * (length - len(text)))

@@ -5,12 +5,16 @@ the catalogue, converts it with `ssld_zoo.convert` and keeps the result as a Hub
 
     $SSLD_ZOO_CACHE (default $XDG_CACHE_HOME/ssld_zoo or ~/.cache/ssld_zoo)
     ├── paddle/ResNet50_vd_ssld_pretrained.pdparams        the downloaded file
-    ├── paddle/ResNet50_vd_ssld_pretrained.pdparams.json   its sha256, recorded on first download
-    └── converted/resnet50d_ssld.ssld_in1k/                model.safetensors + config.json + README.md
+    ├── paddle/ResNet50_vd_ssld_pretrained.pdparams.json   its sha256 and the converted file's, recorded after the
+    │                                                      first successful conversion
+    ├── converted/resnet50d_ssld.ssld_in1k/                model.safetensors + config.json + README.md
+    └── locks/resnet50d_ssld.ssld_in1k.lock                one process converts at a time
 
 The PaddleClas file is checked against the catalogue's `origin.sha256` when one is pinned, else against the sha256
-recorded on first download (trust on first use); the check runs on every use while the model is built, and on every
-re-download. The converted file is checked against the sha256 in its `config.json`. `SSLD_ZOO_PADDLE_ENDPOINT`
+recorded by its first successful conversion (trust on first use: a file that cannot be read or converted is deleted,
+never recorded); the check runs on every use while the model is built, and on every re-download. The converted file
+is checked against the sha256 in that record, kept outside its folder, so a damaged or edited folder (its
+`config.json` removed included) is converted again, never loaded unverified. `SSLD_ZOO_PADDLE_ENDPOINT`
 replaces the PaddleClas host (for a mirror); `HF_HUB_OFFLINE=1` forbids downloads here too. Imports no torch.
 """
 from __future__ import annotations
@@ -23,13 +27,13 @@ import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
-from . import __version__
-from .errors import IntegrityError, OfflineError, WeightsUnavailableError
+from . import __version__, hub
+from .errors import ConversionError, IntegrityError, InvalidWeightsError, OfflineError, WeightsUnavailableError
 from .files import file_sha256, write_text_atomic
 from .registry import WeightEntry
-from .weights import WEIGHTS_FILE, use_folder
+from .weights import WEIGHTS_FILE
 
 T = TypeVar("T")
 PADDLE_HOST = "https://paddle-imagenet-models-name.bj.bcebos.com/"
@@ -53,51 +57,112 @@ def download_url(url: str) -> str:
 
 
 def load_converted_origin(weight: WeightEntry, use: Callable[[Path], T]) -> T:
-    """`use(path)` for the converted PaddleClas weights of `weight`, converting them first if needed."""
-    root = cache_root()
-    folder = root / "converted" / weight.full_name
-    pdparams = root / "paddle" / weight.origin_url.rsplit("/", 1)[-1]
-    if (folder / WEIGHTS_FILE).is_file():
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            origin_check = pool.submit(check_pdparams, weight, pdparams) if pdparams.is_file() else None
-            try:
-                return use_folder(folder, use)
-            except IntegrityError as e:
-                warnings.warn(f"{e} Converting the PaddleClas file again.", stacklevel=2)
-            finally:
-                if origin_check is not None:
-                    origin_check.result()
-    sha256 = fetch_pdparams(weight, pdparams)
+    """`use(path)` for the converted PaddleClas weights of `weight`, converting them first if needed.
+
+    One process converts at a time (a lock per weight); the others wait and then use its result.
+    """
+    paths = _Paths(weight)
+    found = _use_cached(weight, paths, use)
+    if found is not _MISSING:
+        return found  # type: ignore[return-value]
+    from filelock import FileLock
+    paths.lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(paths.lock):
+        found = _use_cached(weight, paths, use)  # another process may have converted it while this one waited
+        if found is _MISSING:
+            _convert(weight, paths)
+            found = _use_cached(weight, paths, use)
+    if found is _MISSING:
+        raise IntegrityError(f"The conversion of '{weight.full_name}' in {paths.folder} failed its own check; "
+                             f"delete {paths.folder} and try again.")
+    return found  # type: ignore[return-value]
+
+
+_MISSING = object()
+
+
+class _Paths:
+    """Where one weight's first-use files live under `cache_root()`."""
+
+    def __init__(self, weight: WeightEntry) -> None:
+        root = cache_root()
+        self.folder = root / "converted" / weight.full_name
+        self.pdparams = root / "paddle" / weight.origin_url.rsplit("/", 1)[-1]
+        self.record = self.pdparams.with_name(self.pdparams.name + ".json")
+        self.lock = root / "locks" / f"{weight.full_name}.lock"
+
+
+def _read_record(weight: WeightEntry, paths: _Paths) -> dict[str, Any] | None:
+    """The first-use record (written only after a successful conversion), or None when there is none or it is
+    unreadable (then the weight is downloaded and converted again)."""
+    if not paths.record.is_file():
+        return None
+    try:
+        record = json.loads(paths.record.read_text(encoding="utf-8"))
+        if isinstance(record, dict) and all(isinstance(record.get(k), str) for k in ("sha256", "recorded")) and (
+                isinstance(record.get("converted"), dict) and isinstance(record["converted"].get("sha256"), str)):
+            return record
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    warnings.warn(f"The first-use record {paths.record} of '{weight.full_name}' is damaged; downloading and "
+                  "converting the PaddleClas file again.", stacklevel=3)
+    for path in (paths.record, paths.pdparams):
+        path.unlink(missing_ok=True)
+    return None
+
+
+def _use_cached(weight: WeightEntry, paths: _Paths, use: Callable[[Path], T]) -> Any:
+    """`use(path)` of the cached conversion, verified against the record kept beside the PaddleClas file (not inside
+    the folder, which a damaged copy could change); `_MISSING` when there is none or it does not match."""
+    record = _read_record(weight, paths)
+    weights = paths.folder / WEIGHTS_FILE
+    if record is None or not weights.is_file():
+        return _MISSING
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        origin_check = pool.submit(check_pdparams, weight, paths.pdparams) if paths.pdparams.is_file() else None
+        result, problem = hub.use_verified(weights, use, record["converted"]["sha256"], record["converted"].get("size"))
+        if origin_check is not None:
+            origin_check.result()
+    if problem is None:
+        return result
+    warnings.warn(f"{weights} does not match its first-use record ({problem}). Converting the PaddleClas file "
+                  "again.", stacklevel=3)
+    return _MISSING
+
+
+def _convert(weight: WeightEntry, paths: _Paths) -> None:
+    """Download (if needed) and verify the PaddleClas file, convert it, and only then record it as trusted."""
+    if not paths.pdparams.is_file():
+        _download(weight, paths.pdparams)
+    sha256 = check_pdparams(weight, paths.pdparams)
     from .convert import convert_to_folder
-    convert_to_folder(pdparams, weight.full_name, folder, origin_sha256=sha256)
-    return use_folder(folder, use)
-
-
-def fetch_pdparams(weight: WeightEntry, pdparams: Path) -> str:
-    """Make sure `pdparams` holds the verified PaddleClas file of `weight`, downloading it if absent; return its
-    sha256."""
-    if not pdparams.is_file():
-        _download(weight, pdparams)
-    return check_pdparams(weight, pdparams)
+    try:
+        converted = convert_to_folder(paths.pdparams, weight.full_name, paths.folder, origin_sha256=sha256)
+    except (InvalidWeightsError, ConversionError) as e:
+        paths.pdparams.unlink(missing_ok=True)  # never trusted: the next attempt downloads it again
+        raise type(e)(f"{e} The downloaded file was removed ({paths.pdparams}), so the next attempt downloads it "
+                      "again; if the host keeps serving it, use a mirror (SSLD_ZOO_PADDLE_ENDPOINT) or convert a "
+                      "good copy with `ssld-zoo convert`.") from None
+    record = {"url": weight.origin_url, "sha256": sha256, "size": paths.pdparams.stat().st_size,
+              "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "ssld_zoo": __version__, "converted": {"sha256": converted.sha256, "size": converted.size}}
+    write_text_atomic(paths.record, json.dumps(record, indent=2) + "\n")
 
 
 def check_pdparams(weight: WeightEntry, pdparams: Path) -> str:
-    """Check the PaddleClas file against the catalogue's pinned sha256, else against (or into) the first-use record;
-    return its sha256."""
+    """Check the PaddleClas file against the catalogue's pinned sha256, else against the first-use record (when a
+    conversion has recorded one); return its sha256."""
     actual = file_sha256(pdparams)
     pinned = weight.data["origin"].get("sha256")
     record_path = pdparams.with_name(pdparams.name + ".json")
     if pinned:
         expected, since = pinned, "pinned in the ssld_zoo catalogue"
-    elif record_path.is_file():
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        expected, since = record["sha256"], f"recorded when it was first downloaded ({record['recorded']})"
     else:
-        record = {"url": weight.origin_url, "sha256": actual, "size": pdparams.stat().st_size,
-                  "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  "ssld_zoo": __version__}
-        write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
-        return actual
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            expected, since = record["sha256"], f"recorded when it was first converted ({record['recorded']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return actual  # nothing trusted yet: the conversion that follows records it
     if actual != expected:
         raise IntegrityError(
             f"The PaddleClas file {pdparams} for '{weight.full_name}' has sha256 {actual}, but {expected} was {since}. "

@@ -68,7 +68,7 @@ def test_later_use_checks_the_recorded_sha256(host):
     data = bytearray(pdparams.read_bytes())
     data[-100] ^= 0xFF
     pdparams.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="recorded when it was first downloaded"):
+    with pytest.raises(IntegrityError, match="recorded when it was first converted"):
         ssld_zoo.create(NAME, pretrained=True)
 
 
@@ -110,3 +110,74 @@ def test_download_command_delivers_a_converted_folder(host, tmp_path):
     reference = ssld_zoo.create(NAME, pretrained=True)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, reference.state_dict()[key], rtol=0, atol=0)
+
+
+def test_a_file_that_cannot_be_converted_is_never_trusted(host, paddle_file):
+    """A host (or mirror) that first serves garbage must not poison the cache: nothing is recorded, the file is
+    removed, and the next attempt downloads again and succeeds once the host serves the real file."""
+    from ssld_zoo.errors import InvalidWeightsError
+    host.files[URL_PATH] = b"\x80\x02}q\x00X\x01\x00\x00\x00wq\x01" + b"garbage" * 50
+    with pytest.raises(InvalidWeightsError, match="The downloaded file was removed") as info:
+        ssld_zoo.create(NAME, pretrained=True)
+    assert "Traceback" not in str(info.value) and "\n" not in str(info.value)
+    pdparams = cache_root() / "paddle" / Path(URL_PATH).name
+    assert not pdparams.exists() and not pdparams.with_name(pdparams.name + ".json").exists()
+    host.files[URL_PATH] = paddle_file[0]
+    ssld_zoo.create(NAME, pretrained=True)
+    assert host.log == [URL_PATH, URL_PATH]
+    record = json.loads(pdparams.with_name(pdparams.name + ".json").read_text())
+    assert record["sha256"] == hashlib.sha256(paddle_file[0]).hexdigest()
+
+
+def test_a_folder_without_its_config_never_loads_tampered_weights(host):
+    reference = ssld_zoo.create(NAME, pretrained=True).state_dict()
+    folder = cache_root() / "converted" / f"{NAME}.ssld_in1k"
+    (folder / "config.json").unlink()
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4:] = b"\x00\x00\x80\x7f"  # the last float becomes +inf
+    weights.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = ssld_zoo.create(NAME, pretrained=True)
+    assert any("does not match its first-use record" in str(w.message) for w in caught)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, reference[key], rtol=0, atol=0)
+    assert (folder / "config.json").is_file() and host.log == [URL_PATH]  # rebuilt from the verified download
+
+
+def test_a_damaged_record_is_rebuilt_not_a_traceback(host):
+    ssld_zoo.create(NAME, pretrained=True)
+    record = cache_root() / "paddle" / f"{Path(URL_PATH).name}.json"
+    for damage in ("{not json", '{"sha256": 1}', "[]"):
+        record.write_text(damage)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ssld_zoo.create(NAME, pretrained=True)
+        assert any("first-use record" in str(w.message) and "is damaged" in str(w.message) for w in caught)
+        assert json.loads(record.read_text())["converted"]["sha256"]
+
+
+def test_conversion_is_byte_stable(host, tmp_path):
+    from ssld_zoo.convert import convert_to_folder
+    from ssld_zoo.files import file_sha256
+    ssld_zoo.create(NAME, pretrained=True)
+    pdparams = cache_root() / "paddle" / Path(URL_PATH).name
+    digests = {file_sha256(convert_to_folder(pdparams, f"{NAME}.ssld_in1k", tmp_path / str(i)).folder /
+                           "model.safetensors") for i in range(4)}
+    assert len(digests) == 1  # safetensors orders its metadata by a seeded hash map; the header is canonicalised
+
+
+def test_four_cold_processes_download_and_convert_once(host):
+    import subprocess
+    import sys
+    from conftest import REPO_ROOT
+    code = ("import ssld_zoo, torch; m = ssld_zoo.create('resnet34d_ssld', pretrained=True);"
+            "print(float(sum(p.double().sum() for p in m.state_dict().values())))")
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(4)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-800:] for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1  # the same weights everywhere
+    assert host.log == [URL_PATH]  # one download for all four

@@ -78,7 +78,7 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
     file's sha256 when the caller has already computed it."""
     from safetensors.torch import save_file
 
-    from ..files import file_sha256
+    from ..files import canonical_safetensors, file_sha256
     from ..hub_layout import temporary_weights_path, write_folder
     folder = Path(out).expanduser()
     tensors = convert_pdparams(pdparams, name)
@@ -86,6 +86,7 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
     tmp = temporary_weights_path(folder)
     try:
         save_file(tensors, tmp, metadata={"format": "pt", "ssld_zoo_origin_sha256": origin_sha256})
+        canonical_safetensors(tmp)  # the same PaddleClas file always gives the same sha256
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

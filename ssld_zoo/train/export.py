@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from ..errors import UnknownModelError
-from ..files import write_text_atomic
+from ..files import canonical_safetensors, write_text_atomic
 from ..hub_layout import place_weights, temporary_weights_path, write_folder
 from ..weights import CONFIG_FILE, PAPER_ID
 from .models import Built, ModelBuildError, num_classes
@@ -123,6 +123,7 @@ def export(recipe: Recipe, built: Built, state: dict[str, torch.Tensor], run_dir
     try:
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, os.fspath(tmp),
                   metadata={"format": "pt"})
+        canonical_safetensors(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
