@@ -107,26 +107,42 @@ def _read_image(path: str):  # type: ignore[no-untyped-def]
             return image.convert("RGB")
     except FileNotFoundError:
         raise SsldZooError(f"image '{path}' does not exist") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise SsldZooError(f"cannot read image '{path}': {e}") from None
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     import torch
-    from timm.data import ImageNetInfo
     from . import create, get_transform
     images = [_read_image(p) for p in args.images]
     model = create(args.name, pretrained=args.weights or True, cache_dir=args.cache_dir).eval()
     transform = get_transform(model)
-    info = ImageNetInfo() if model.num_classes == 1000 else None
+    names = _class_names(args.name, model.num_classes)
     with torch.inference_mode():
         probs = model(torch.stack([transform(im) for im in images])).softmax(-1)
     for path, p in zip(args.images, probs):
         print(path)
         values, indices = p.topk(min(args.top, p.numel()))
         for value, index in zip(values.tolist(), indices.tolist()):
-            label = info.index_to_description(index) if info else f"class {index}"
-            print(f"  {value:6.2%}  {label}")
+            print(f"  {value:6.2%}  {names(index)}")
+
+
+def _class_names(name: str, num_classes: int) -> Callable[[int], str]:
+    """Class index -> name for the dataset the catalogue says the weights were trained on (ImageNet-1k, CIFAR-10)."""
+    from .registry import get_weight_entry
+    try:
+        weight = get_weight_entry(name)
+        trained_on = " ".join(str(weight.data.get(k) or "") for k in ("training_data", "summary"))
+    except SsldZooError:
+        trained_on = ""
+    if num_classes == 10 and "CIFAR-10" in trained_on:
+        from .data.cifar import CLASSES
+        return lambda index: CLASSES[index]
+    if num_classes == 1000:
+        from timm.data import ImageNetInfo
+        info = ImageNetInfo()
+        return info.index_to_description
+    return lambda index: f"class {index}"
 
 
 def _cmd_publish(args: argparse.Namespace) -> None:
@@ -168,6 +184,7 @@ def run_command(add_arguments: Callable[[argparse.ArgumentParser], None], run: C
 
 def _run(run: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
     """`run(args)`; an `SsldZooError` becomes one line on stderr and exit status 1."""
+    from .errors import FileSystemError
     try:
         run(args)
     except SsldZooError as e:
@@ -175,7 +192,20 @@ def _run(run: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> 
         return 1
     except BrokenPipeError:  # e.g. `ssld-zoo list | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as e:  # the operating system refused a read or write: full disk, read-only or unwritable place
+        print(f"ssld-zoo: error: {FileSystemError.from_os_error(e)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--weights", help="a .safetensors file, Hub-layout folder or hf-hub:org/name (default: catalogue)")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--top", type=_positive_int, default=5, help="classes to print per image (default 5)")
     p.add_argument("--cache-dir", help="Hub cache folder (default: HF_HUB_CACHE)")
     p.set_defaults(func=_cmd_predict)
     p = sub.add_parser("convert", help="convert a PaddleClas .pdparams file into a Hub-layout folder")

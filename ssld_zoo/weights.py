@@ -146,6 +146,36 @@ def _check_safetensors_path(path: Path, given: str) -> None:
             "safetensors.torch.save_file.")
     if not path.is_file():
         raise InvalidWeightsError(f"pretrained='{given}': no such file.")
+    problem = safetensors_problem(path)
+    if problem:
+        raise InvalidWeightsError(f"pretrained='{given}' is not a readable safetensors file ({problem}); it is "
+                                  "truncated or another format. Download or convert it again.")
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with the header of a safetensors file (None when it reads as one), without loading tensors."""
+    import struct
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{size} bytes, shorter than a header"
+            (length,) = struct.unpack("<Q", head)
+            if length > size - 8:
+                return f"the header claims {length:,} bytes, the file has {size - 8:,} after it"
+            header = json.loads(f.read(length))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "its header is not JSON"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        return "its header does not describe tensors"
+    if end > size - 8 - length:
+        return "its tensors reach beyond the end of the file"
+    return None
 
 
 def _parse_hub_id(spec: str) -> tuple[str, str | None]:

@@ -81,6 +81,10 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
     from ..files import canonical_safetensors, file_sha256
     from ..hub_layout import temporary_weights_path, write_folder
     folder = Path(out).expanduser()
+    if folder.exists() and not folder.is_dir():
+        from ..errors import FileSystemError
+        raise FileSystemError(f"--out {folder} is a file; conversion writes a folder (model.safetensors, config.json, "
+                              "README.md). Choose another path or remove the file.", path=str(folder))
     tensors = convert_pdparams(pdparams, name)
     origin_sha256 = origin_sha256 or file_sha256(pdparams)
     tmp = temporary_weights_path(folder)

@@ -93,8 +93,10 @@ def fill(arrays: Arrays, keys: Iterable[str], shapes: dict[str, tuple[int, ...]]
 
 def fold_inference_dropout(arrays: Arrays, weight_key: str, p: float) -> Arrays:
     """Fold Paddle's `Dropout(p, mode="downscale_in_infer")`, which multiplies its output by `1 - p` at inference
-    (PyTorch's dropout is the identity there), into the weight (not the bias) of the linear layer it feeds."""
-    arrays[weight_key] = arrays[weight_key] * np.float32(1.0 - p)
+    (PyTorch's dropout is the identity there), into the weight (not the bias) of the linear layer it feeds. A file
+    without that layer is left as it is: the fit check then names every missing key in one `ConversionError`."""
+    if weight_key in arrays:
+        arrays[weight_key] = arrays[weight_key] * np.float32(1.0 - p)
     return arrays
 
 

@@ -124,7 +124,12 @@ def _image_folder(root: Path) -> Files:
 def _list_file(path: Path, data_root: str | os.PathLike | None) -> Listed:
     entries: list[str | tuple[str, int]] = []
     labels = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not a UTF-8 text file (byte {e.start}: {e.reason}); a list file holds one image "
+                        "path per line, optionally followed by a label.") from None
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -191,6 +191,7 @@ class Trainer:
     # -- run ---------------------------------------------------------------------------------------------------
     def run(self, resume: bool) -> Path:
         r = self.recipe
+        total_steps = self._run_steps()  # opens every training source first: bad data fails before any work
         if resume:
             self._restore(checkpoint.load(self.checkpoint_path))
         else:
@@ -200,7 +201,7 @@ class Trainer:
                 self._evaluate_teacher()
             elif self.soft_labels is not None:
                 self._cached_teacher_eval()
-        with self._progress() as self.progress:
+        with self._progress(total_steps) as self.progress:
             for index in range(self.position.stage, len(r.stages)):
                 self._run_stage(index)
         folder = self.run_dir / r.name
@@ -501,11 +502,11 @@ class Trainer:
                                                 r.batch_size) * stage.epochs for stage in r.stages)
 
     @contextlib.contextmanager
-    def _progress(self) -> Iterator[Any]:
+    def _progress(self, total: int) -> Iterator[Any]:
         """`update(label, step, steps, totals)` after each step: one tqdm bar for the whole run on a terminal (rank
         0), else a log line every `log_every` steps; the ETA is the whole run's."""
         from tqdm import tqdm
-        every, total = self.recipe.runtime.log_every, self._run_steps()
+        every = self.recipe.runtime.log_every
         bar = tqdm(total=total, initial=self.position.global_step, unit="step", dynamic_ncols=True,
                    disable=not (self.ctx.main and sys.stderr.isatty()))
         started, first = time.perf_counter(), self.position.global_step

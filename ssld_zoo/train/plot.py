@@ -21,10 +21,22 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise SsldZooError(f"Cannot read {path}: {e.strerror}. Is {run_dir} a training run folder?") from None
-    try:
-        return [json.loads(line) for line in lines if line.strip()]
-    except json.JSONDecodeError as e:
-        raise SsldZooError(f"{path} is not JSON lines: {e}.") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SsldZooError(f"{path}:{number} is not JSON: {e}.") from None
+        if not isinstance(record, dict) or not isinstance(record.get("type"), str):
+            raise SsldZooError(f"{path}:{number} is not a metrics record (a JSON object with a 'type'); was the file "
+                               "edited?")
+        if record["type"] == "epoch" and not all(k in record for k in ("stage", "epoch", "train_loss", "lr")):
+            missing = [k for k in ("stage", "epoch", "train_loss", "lr") if k not in record]
+            raise SsldZooError(f"{path}:{number}: the epoch record lacks {', '.join(missing)}; was the file edited?")
+        records.append(record)
+    return records
 
 
 def plot_run(run_dir: str | os.PathLike) -> Path:

@@ -52,6 +52,8 @@ TEACHER_BN_MODES = ("train", "eval")
 AMP_MODES = (None, "bf16")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 SOURCE_KINDS = ("cifar10", "imagefolder", "folder", "list")
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 100.0  # kl's softening; beyond these the loss under- or overflows
+MAX_CLASSES = 100_000  # ImageNet-22k has 21,841; a larger classifier is a typo that would allocate gigabytes
 _SUBSET = re.compile(r"^(per_class:\d+(:\d+)?|except_per_class:\d+)$")
 _ENV = re.compile(r"\$\{(\w+)\}")
 _FLOAT = re.compile(r"^[+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -259,6 +261,14 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
     loss = r.mapping(raw, "loss")
     r.no_unknown(loss, {"type", "temperature"}, "loss.")
     loss_type = r.choice(loss, "type", LOSSES, "loss.")
+    temperature = r.positive_number(loss, "temperature", "loss.", 1.0)
+    if loss_type != "kl" and temperature != 1.0:
+        raise RecipeError(f"{where}: `loss.temperature` is {temperature}, but loss '{loss_type}' has no temperature "
+                          "(only kl softens both distributions); remove it or use loss.type kl.")
+    if loss_type == "kl" and not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
+        raise RecipeError(f"{where}: `loss.temperature` must be between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}, not "
+                          f"{temperature} (outside that range the softened probabilities under- or overflow and the "
+                          "loss stops carrying any signal).")
     teachers = r.teachers(teacher_raw)
     teacher = teachers[0] if teachers else None
     if (teacher is None) != (loss_type == "ce"):
@@ -282,7 +292,7 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
                           "`ssld-zoo cache` wrote).")
     return Recipe(
         name=r.name(raw), student=r.model(r.mapping(raw, "student"), "student"), teacher=teacher, teachers=teachers,
-        loss=loss_type, temperature=r.positive_number(loss, "temperature", "loss.", 1.0),
+        loss=loss_type, temperature=temperature,
         input_size=r.positive_int(data, "input_size", "data."), augment=r.augment(data.get("augment") or {}),
         eval=r.source(data["eval"], "data.eval", supervised=True) if data.get("eval") else None,
         batch_size=r.positive_int(raw, "batch_size"), momentum=r.number(optimizer, "momentum", "optimizer.", 0.9),
@@ -446,6 +456,10 @@ class _Reader:
                             f"must be true, false, a path or 'hf-hub:org/name', not {pretrained!r}")
         if not isinstance(node.get("model_args") or {}, dict):
             raise self.fail(key + ".model_args", "must be a mapping of timm.create_model arguments")
+        classes = (node.get("model_args") or {}).get("num_classes")
+        if classes is not None and not (type(classes) is int and 1 <= classes <= MAX_CLASSES):
+            raise self.fail(key + ".model_args.num_classes", f"must be a whole number from 1 to {MAX_CLASSES:,}, not "
+                                                             f"{classes!r}")
         return ModelSpec(self.string(node, "model", key + "."), pretrained, dict(node.get("model_args") or {}), bn)
 
     def source(self, node: Any, key: str, *, supervised: bool) -> DataSource:
