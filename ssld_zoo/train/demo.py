@@ -1,8 +1,8 @@
 """`ssld-zoo demo`: the setting SSLD is about, on real CIFAR-10 with a real off-the-shelf teacher, sized for a CPU.
 
 A few labeled images and many unlabeled ones. By default 1,000 of the 50,000 training images keep their labels
-(100 per class) and the other 49,000 are unlabeled. Three ResNet-20 students get the same number of optimizer steps
-of the same batch size:
+(100 per class) and the other 49,000 are unlabeled. The ResNet-20 students get the same number of optimizer steps of
+the same batch size:
 
 1. supervised: cross-entropy on the 1,000 labeled images (a smaller recipe (c), `c_supervised_1k.yaml`);
 2. SSLD: akamaster's ResNet-56 teacher's predictions on all 50,000 images, no label used (a smaller stage 1 of
@@ -173,6 +173,7 @@ def run_demo(out: Path, settings: Settings, *, data_root: Path | None) -> tuple[
     from .engine import train
 
     test = load_cifar10("test", data_root)  # fails first, with one clear message, when the data is missing
+    _warn_if_busy()
     recipes = student_recipes(settings)
     index = test.indices(f"per_class:{settings.eval_per_class}")
     images, labels = test.decode_all(index), test.labels[index]
@@ -181,10 +182,10 @@ def run_demo(out: Path, settings: Settings, *, data_root: Path | None) -> tuple[
     teacher_pred = predict(teacher, images)
     rows = [Row(f"{TEACHER} (teacher, akamaster)", "50,000 original CIFAR-10 images", 50000,
                 accuracy(teacher_pred, labels), None, time.perf_counter() - start, "")]
-    runs = []
+    runs, started = [], time.perf_counter()
     for i, (file, recipe, trained_on, labels_used) in enumerate(recipes):
         print(f"[ssld-zoo demo] student {i + 1}/{len(recipes)}: {recipe.name} ({trained_on}, {settings.steps} steps "
-              f"of {settings.batch_size})", flush=True)
+              f"of {settings.batch_size}); {(time.perf_counter() - started) / 60:.1f} min so far", flush=True)
         run_dir = out / recipe.name
         start = time.perf_counter()
         folder = run_dir / recipe.name
@@ -201,6 +202,18 @@ def run_demo(out: Path, settings: Settings, *, data_root: Path | None) -> tuple[
     _write_json(out / RESULT_FILE, {"settings": asdict(settings), "steps": settings.steps,
                                     "rows": [asdict(r) for r in rows]})
     return rows, plot
+
+
+def _warn_if_busy() -> None:
+    """Say so when other work already keeps the cores busy: the demo's advertised time then cannot hold."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return
+    if load > 0.5 * cores:
+        print(f"[ssld-zoo demo] warning: this machine is busy (load {load:.1f} on {cores} cores); the demo will take "
+              f"longer than the {PROMISED_MINUTES} minutes measured on an idle 2-core machine.", flush=True)
 
 
 def _check_same_run(run_dir: Path, recipe: Any) -> None:
