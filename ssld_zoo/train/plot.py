@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -73,15 +72,17 @@ def plot_run(run_dir: str | os.PathLike) -> Path:
         for ax in axes[:2]:
             ax.axvline(boundary, color="black", linewidth=0.5)
     fig.tight_layout()
+    from ..files import publish, temporary_path
     out = Path(run_dir) / CURVES_FILE
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temporary_path(out)
     try:
         fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+    publish(tmp, out)
     return out
 
 
