@@ -379,8 +379,10 @@ def test_bad_files_raise_invalid_weights_naming_the_file(tmp_path: Path):
 
 
 def _peak_rss_mb_of(code: str) -> tuple[subprocess.CompletedProcess, float]:
-    """Run `code` in a fresh interpreter; its result and the peak memory the child itself reached (MB)."""
-    probe = code + "\nimport resource\nprint('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    """Run `code` in a fresh interpreter; its result and the peak memory the child itself reached (MB): VmHWM of its
+    own address space (Linux keeps ru_maxrss across exec, so a child forked from a big pytest would inherit it)."""
+    probe = code + ("\nhwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+                    "print('peak_kb', hwm.split()[1])\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     peak = next((int(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("peak_kb")), 10 ** 9)
     return result, peak / 1024
