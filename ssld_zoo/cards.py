@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from .registry import ModelEntry, WeightEntry, iter_models
+from .registry import ModelEntry, WeightEntry, iter_models, scale_size
 
 CITATION = """@article{cui2021beyond,
   title   = {Beyond Self-Supervision: A Simple Yet Effective Network Distillation Alternative to Improve Backbones},
@@ -47,6 +47,19 @@ def _dataset(dataset: str) -> tuple[str, str, str]:
     return DATASETS.get(dataset, (dataset, dataset, "test"))
 
 
+def _gmacs(entry: ModelEntry, weight: WeightEntry) -> object:
+    """MACs at the weight's own input size: its `gmacs` when it has one (e.g. a 320 px fine-tune), else the model's."""
+    return weight.data.get("gmacs") or entry.data["gmacs"]
+
+
+def _cited(pre: dict) -> str:
+    source = pre.get("source")
+    if not source:
+        return ""
+    return (f" (from `{source['document']}`, {source['key']}, at {source['ref']}: resize short side to "
+            f"{source['resize_short']} with {source['backend']} {source['interpolation']}, crop {source['crop_size']})")
+
+
 def model_table() -> str:
     """Markdown table of every model and weight in the catalogue."""
     rows = ["| model | weights | architecture | params (M) | GMACs | top-1 Paddle | top-1 measured | status |",
@@ -56,7 +69,7 @@ def model_table() -> str:
             params = entry.data["num_params"]
             rows.append(f"| `{entry.name}` | `{tag}`{' (default)' if tag == entry.default_weight else ''} | "
                         f"`{entry.architecture}` | {_fmt(params and params / 1e6, '.2f')} | "
-                        f"{_fmt(entry.data['gmacs'], '.2f')} | {_top1(weight, 'paddle_reported')} | "
+                        f"{_fmt(_gmacs(entry, weight), '.2f')} | {_top1(weight, 'paddle_reported')} | "
                         f"{_top1(weight, 'measured')} | {_status(weight)} |")
     return "\n".join(rows)
 
@@ -97,13 +110,14 @@ def model_card(entry: ModelEntry, weight: WeightEntry) -> str:
              f"- **Architecture:** timm `{entry.architecture}`" + ("" if entry.is_stock_architecture
                                                                  else " (registered by `ssld_zoo`)"),
              f"- **Params (M):** {_fmt(entry.data['num_params'] and entry.data['num_params'] / 1e6, '.2f')}; "
-             f"**GMACs:** {_fmt(entry.data['gmacs'], '.2f')} at {pre['input_size'][1]}x{pre['input_size'][2]}",
+             f"**GMACs:** {_fmt(_gmacs(entry, weight), '.2f')} at {pre['input_size'][1]}x{pre['input_size'][2]}",
              f"- **Teacher:** {weight.data['teacher'] or ('not documented by PaddleClas' if paddle else 'none')}",
              f"- **Training data:** {weight.data['training_data']}",
              f"- **Origin:** {weight.origin_url or 'trained by ssld_zoo'}",
              f"- **Recipe:** {weight.data['recipe'] or 'not yet written'}",
-             f"- **Preprocessing:** resize to {pre['input_size'][1]}/{pre['crop_pct']} ({pre['interpolation']}), "
-             f"center crop {pre['input_size'][1]}, mean {pre['mean']}, std {pre['std']}",
+             f"- **Preprocessing:** resize the short side to {scale_size(pre['input_size'][1], pre['crop_pct'])} px "
+             f"({pre['interpolation']}, crop_pct {pre['crop_pct']}), "
+             f"center crop {pre['input_size'][1]}, mean {pre['mean']}, std {pre['std']}" + _cited(pre),
              f"- **Status:** {status}", ""]
     if weight.data.get("notes"):
         lines += [f"> {weight.data['notes']}", ""]

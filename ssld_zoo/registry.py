@@ -10,6 +10,7 @@ import copy
 import difflib
 import fnmatch
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ BUILTIN_CATALOGUE = Path(__file__).with_name("catalogue.json")
 SCHEMA_VERSION = 1
 WEIGHT_STATUSES = ("published", "unpublished")
 ORIGIN_FORMATS = ("pdparams", "torch")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+RESIZE_BACKENDS = ("cv2", "pil")  # the libraries of PaddleClas's ResizeImage
 _NAME = re.compile(r"^[a-z0-9_]+$")
 _TAG = re.compile(r"^[a-z0-9_]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -227,13 +230,8 @@ def validate_model(name: str, data: dict[str, Any]) -> None:
         elif origin is not None:
             _require(origin["format"] != "torch", where, "origin.format 'torch' is read from a data_file, which is "
                      "missing")
-        pre = w["preprocessing"]
-        _check_fields(pre, where + ".preprocessing", {"input_size": list, "crop_pct": (float, int),
-                                                      "interpolation": str, "mean": list, "std": list})
-        _require(len(pre["input_size"]) == 3 and len(pre["mean"]) == pre["input_size"][0] == len(pre["std"]), where,
-                 "preprocessing input_size is [C, H, W] and mean/std have C values")
-        _require(0 < pre["crop_pct"] <= 1 and pre["interpolation"] in ("bilinear", "bicubic", "nearest"), where,
-                 "crop_pct is in (0, 1] and interpolation one of bilinear/bicubic/nearest")
+        _require(isinstance(w.get("gmacs"), (float, int, type(None))), where, "field 'gmacs' must be a number or null")
+        _check_preprocessing(w["preprocessing"], where)
         metrics = w["metrics"]
         _check_fields(metrics, where + ".metrics", {"paddle_reported": (dict, type(None)), "measured": (dict, type(None))})
         for kind, m in metrics.items():
@@ -241,6 +239,39 @@ def validate_model(name: str, data: dict[str, Any]) -> None:
                 _check_fields(m, f"{where}.metrics.{kind}", {"dataset": str, "top1": (float, int),
                                                               "top5": (float, int, type(None)), "input_size": int,
                                                               "crop_pct": (float, int), "interpolation": str})
+
+
+def _check_preprocessing(pre: Any, where: str) -> None:
+    """The eval preprocessing of one weight and, when given, the `source` it was read from (a PaddleClas config or
+    doc, or a recipe): its resize/crop sizes must give the same input size, crop_pct and interpolation."""
+    _check_fields(pre, where + ".preprocessing", {"input_size": list, "crop_pct": (float, int),
+                                                  "interpolation": str, "mean": list, "std": list})
+    _require(len(pre["input_size"]) == 3 and len(pre["mean"]) == pre["input_size"][0] == len(pre["std"]), where,
+             "preprocessing input_size is [C, H, W] and mean/std have C values")
+    _require(0 < pre["crop_pct"] <= 1 and pre["interpolation"] in INTERPOLATIONS, where,
+             f"crop_pct is in (0, 1] and interpolation one of {'/'.join(INTERPOLATIONS)}")
+    if "source" not in pre:
+        return
+    source = pre["source"]
+    _check_fields(source, where + ".preprocessing.source", {"document": str, "ref": str, "key": str,
+                                                            "resize_short": int, "crop_size": int,
+                                                            "interpolation": str, "backend": str})
+    _require(source["backend"] in RESIZE_BACKENDS, where, f"preprocessing.source.backend must be one of "
+             f"{RESIZE_BACKENDS}")
+    _require(source["crop_size"] == pre["input_size"][1] == pre["input_size"][2], where,
+             f"preprocessing.source.crop_size {source['crop_size']} is not the input size {pre['input_size'][1:]}")
+    _require(source["interpolation"] == pre["interpolation"], where,
+             f"preprocessing.interpolation '{pre['interpolation']}' is not the source's '{source['interpolation']}'")
+    _require(scale_size(source["crop_size"], pre["crop_pct"]) == source["resize_short"], where,
+             f"crop_pct {pre['crop_pct']} resizes the short side to "
+             f"{scale_size(source['crop_size'], pre['crop_pct'])} px, but the source resizes it to "
+             f"{source['resize_short']} px (crop {source['crop_size']})")
+
+
+def scale_size(crop_size: int, crop_pct: float) -> int:
+    """The short side that timm's eval transform resizes to before its centre crop (`floor(crop_size / crop_pct)`,
+    `timm.data.transforms_factory.transforms_imagenet_eval`)."""
+    return math.floor(crop_size / crop_pct)
 
 
 def _get(name: str) -> tuple[ModelEntry, str | None]:
