@@ -45,6 +45,14 @@ class PublishError(SsldZooError):
     """An upload to the Hub that cannot be done: a malformed repo id, missing rights, or an unreachable Hub."""
 
 
+class MissingDependencyError(SsldZooError, ImportError):
+    """An optional dependency of the feature asked for is not installed; `package` names what to install."""
+
+    def __init__(self, message: str, *, package: str | None = None) -> None:
+        super().__init__(message)
+        self.package = package
+
+
 class FileSystemError(SsldZooError, OSError):
     """A file or folder that cannot be read or written: full disk, read-only or unwritable place, a file where a
     folder is needed (or the reverse). `path` names it and `errno` says why."""

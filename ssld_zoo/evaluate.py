@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 CIFAR_PREFIX = "cifar10:"
 KAGGLE_HEADER = ("ImageId", "PredictionString")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+PREPROCESSORS = ("timm", "paddle")
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 _SYNSET = re.compile(r"^n\d{8}$")
@@ -351,7 +352,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
              workers: int = DEFAULT_WORKERS, device: str | None = None, input_size: int | None = None,
              crop_pct: float | None = None, interpolation: str | None = None, limit: int | None = None,
              channels_last: bool = False, progress: bool | None = None, data_root: str | os.PathLike | None = None,
-             cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+             cache_dir: str | os.PathLike | None = None, preprocess: str = "timm") -> dict[str, Any]:
     """Top-1 / top-5 accuracy (%) of MODEL on DATA (see the module docstring), as a JSON-serialisable dict.
 
     Args:
@@ -362,6 +363,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
         batch_size, workers, device: inference batch, DataLoader worker processes, torch device (default: cuda if
             available, else cpu).
         input_size, crop_pct, interpolation: override the weights' own preprocessing.
+        preprocess: "timm" (timm's transform, the default) or "paddle" (PaddleClas's own eval pipeline, pixel for
+            pixel: `ssld_zoo.data.paddle_preprocess`), with the same sizes.
         limit: evaluate only the first `limit` images (in label order).
         channels_last: run the model in channels-last memory format (often faster; results may differ in the last
             bits of the logits).
@@ -371,6 +374,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
     """
     import torch
     _check_counts(batch_size, workers, limit)
+    if preprocess not in PREPROCESSORS:
+        raise EvaluationError(f"--preprocess must be one of {', '.join(PREPROCESSORS)}, not '{preprocess}'.")
     labelled = open_data(data, labels_file, data_root)  # data errors come before the (slower) model load
     chosen = _device(device)
     loaded = load_model(model, weights, data_root=data_root, cache_dir=cache_dir)
@@ -380,16 +385,25 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
     count = len(labelled.images) if limit is None else min(limit, len(labelled.images))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     module = loaded.module.eval().to(chosen, memory_format=memory_format)
-    counts = _run(module, labelled.images, EvalTransform(preprocessing), count,
+    transform = EvalTransform(preprocessing) if preprocess == "timm" else _paddle_transform(preprocessing)
+    if preprocess == "paddle":
+        preprocessing = dict(preprocessing, resize_short=transform.resize_short, backend=transform.backend)
+    counts = _run(module, labelled.images, transform, count,
                   batch_size=batch_size, workers=workers, device=chosen, memory_format=memory_format,
                   progress=sys.stderr.isatty() if progress is None else progress)
     if counts.images == 0:
         raise DataError(f"None of the {count} images of {labelled.labels_from} could be decoded.")
-    return _report(loaded, data, labelled, preprocessing, counts, batch_size=batch_size, workers=workers,
-                   device=chosen, limit=limit, channels_last=channels_last)
+    return _report(loaded, data, labelled, dict(preprocessing, preprocess=preprocess), counts,
+                   batch_size=batch_size, workers=workers, device=chosen, limit=limit, channels_last=channels_last)
 
 
-def _run(model: "torch.nn.Module", images: "Images", transform: EvalTransform, count: int, *, batch_size: int,
+def _paddle_transform(preprocessing: dict[str, Any]) -> Any:
+    """PaddleClas's exact eval transform for the resolved sizes (the weights' own, or the overrides)."""
+    from .data.paddle_preprocess import paddle_transform_for
+    return paddle_transform_for(dict(preprocessing, input_size=list(preprocessing["input_size"])))
+
+
+def _run(model: "torch.nn.Module", images: "Images", transform: Any, count: int, *, batch_size: int,
          workers: int, device: "torch.device", memory_format: "torch.memory_format", progress: bool) -> Counts:
     """Correct top-1 / top-5 predictions over the first `count` images of `images`."""
     import torch
@@ -441,7 +455,8 @@ def summary_line(result: dict[str, Any]) -> str:
     pre = result["preprocessing"]
     return (f"{result['model']} on {result['data']}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% "
             f"({result['images']} images, {result['skipped']} skipped; {pre['input_size'][-1]} px, crop_pct "
-            f"{pre['crop_pct']}, {pre['interpolation']}; {result['images_per_s']} img/s on {result['device']})")
+            f"{pre['crop_pct']}, {pre['interpolation']}, {pre.get('preprocess', 'timm')} preprocessing; "
+            f"{result['images_per_s']} img/s on {result['device']})")
 
 
 # -- command line -----------------------------------------------------------------------------------------------------
@@ -466,6 +481,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-pct", type=float, metavar="F", help="center-crop fraction (default: the weights')")
     parser.add_argument("--interpolation", choices=INTERPOLATIONS, help="resize interpolation (default: the "
                                                                         "weights')")
+    parser.add_argument("--preprocess", choices=PREPROCESSORS, default="timm",
+                        help="timm: timm's transform (default); paddle: PaddleClas's own eval pipeline, pixel for "
+                             "pixel (OpenCV decode and resize; needs opencv-python-headless)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format (often faster)")
     parser.add_argument("--limit", type=int, metavar="N",
                         help="only the first N images, in label order (a quick check)")
@@ -482,7 +500,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       batch_size=args.batch_size, workers=args.workers, device=args.device,
                       input_size=args.input_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
                       limit=args.limit, channels_last=args.channels_last, progress=args.progress,
-                      data_root=args.data_root, cache_dir=args.cache_dir)
+                      data_root=args.data_root, cache_dir=args.cache_dir, preprocess=args.preprocess)
     text = json.dumps(result, indent=2) + "\n"
     if args.out is not None:
         from .files import write_text_atomic

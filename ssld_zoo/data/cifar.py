@@ -57,21 +57,28 @@ class CifarPack:
 
     def image(self, i: int) -> Image.Image:
         """Image `i`, decoded to RGB."""
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"image index {i} is out of range for the {n} images of CIFAR-10 {self.split}")
-        i %= n
+        i = self._index(i)
         if self._decoded[i]:
             return Image.fromarray(self._pixels[i])  # type: ignore[index]
-        jpeg = self._data[self._offsets[i]:self._offsets[i + 1]]
-        with Image.open(io.BytesIO(jpeg.tobytes())) as im:
+        with Image.open(io.BytesIO(self.jpeg(i))) as im:
             rgb = im.convert("RGB")
         if rgb.size == IMAGE_SHAPE[1::-1]:
             if self._pixels is None:
-                self._pixels = np.empty((n, *IMAGE_SHAPE), dtype=np.uint8)
+                self._pixels = np.empty((len(self), *IMAGE_SHAPE), dtype=np.uint8)
             self._pixels[i] = np.asarray(rgb)
             self._decoded[i] = True
         return rgb
+
+    def jpeg(self, i: int) -> bytes:
+        """Image `i` as its stored JPEG bytes."""
+        i = self._index(i)
+        return self._data[self._offsets[i]:self._offsets[i + 1]].tobytes()
+
+    def _index(self, i: int) -> int:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"image index {i} is out of range for the {n} images of CIFAR-10 {self.split}")
+        return i % n
 
     def decode_all(self, idx: np.ndarray | None = None) -> np.ndarray:
         """Images as uint8 NHWC RGB: all of them, or those at `idx` in that order (~1.3 s per 10k on one core)."""

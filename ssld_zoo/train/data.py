@@ -50,6 +50,10 @@ class Images(ABC):
     def image(self, i: int) -> Image.Image:
         """Image `i` decoded to RGB; raises an OSError-like exception when it cannot be read."""
 
+    @abstractmethod
+    def encoded(self, i: int) -> bytes:
+        """Image `i` as stored (JPEG, PNG, ... bytes), for transforms that decode by themselves."""
+
 
 class Files(Images):
     """Image files on disk."""
@@ -62,6 +66,9 @@ class Files(Images):
         with Image.open(self.paths[i]) as im:
             return im.convert("RGB")
 
+    def encoded(self, i: int) -> bytes:
+        return Path(self.paths[i]).read_bytes()
+
 
 class Cifar(Images):
     """A CIFAR-10 split from `ssld_zoo.data.cifar` (packed JPEG bytes, decoded on demand)."""
@@ -73,6 +80,9 @@ class Cifar(Images):
 
     def image(self, i: int) -> Image.Image:
         return self.pack.image(i)
+
+    def encoded(self, i: int) -> bytes:
+        return self.pack.jpeg(i)
 
 
 class Listed(Images):
@@ -90,10 +100,20 @@ class Listed(Images):
             with Image.open(entry) as im:
                 return im.convert("RGB")
         split, index = entry
+        return self._pack(split).image(index)
+
+    def encoded(self, i: int) -> bytes:
+        entry = self.entries[i]
+        if isinstance(entry, str):
+            return Path(entry).read_bytes()
+        split, index = entry
+        return self._pack(split).jpeg(index)
+
+    def _pack(self, split: str) -> Any:
         if split not in self._packs:
             from ..data.cifar import load_cifar10
             self._packs[split] = load_cifar10(split, self.data_root)
-        return self._packs[split].image(index)
+        return self._packs[split]
 
 
 class Selection(Images):
@@ -105,6 +125,9 @@ class Selection(Images):
 
     def image(self, i: int) -> Image.Image:
         return self.base.image(int(self.indices[i]))
+
+    def encoded(self, i: int) -> bytes:
+        return self.base.encoded(int(self.indices[i]))
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -338,8 +361,9 @@ class ImageDataset(torch.utils.data.Dataset):
         index, words = key
         which, local = self.locate(index)
         label = int(self.labels[index])
+        decode = getattr(self.transform, "decode", None)  # a transform that decodes the stored bytes by itself
         try:
-            im = self.sources[which].image(local)
+            im = decode(self.sources[which].encoded(local)) if decode else self.sources[which].image(local)
         except _DECODE_ERRORS:
             return index, None, label
         return index, self.transform(im, None if words is None else sample_seed(words, index)), label
