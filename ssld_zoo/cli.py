@@ -256,9 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="label-free SSLD on real CIFAR-10 in a few CPU minutes")
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
-    from . import bench, evaluate, mine, onnx_export
+    from . import bench, evaluate, mine, onnx_export, release
     from .train import cache
     for name, module, text in (
+            ("release", release, "convert, prove, evaluate and publish the PaddleClas weights (a networked machine)"),
             ("eval", evaluate, "top-1/top-5 of a model on a validation folder or CIFAR-10 pack"),
             ("bench", bench, "latency and throughput of models on this machine (fp32/bf16, channels_last)"),
             ("export", onnx_export, "export a model to ONNX, checked against onnxruntime"),

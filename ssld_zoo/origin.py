@@ -22,8 +22,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import urllib.error
-import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +35,6 @@ from .weights import WEIGHTS_FILE
 
 T = TypeVar("T")
 PADDLE_HOST = "https://paddle-imagenet-models-name.bj.bcebos.com/"
-DOWNLOAD_TIMEOUT_S = 60
 
 
 def cache_root() -> Path:
@@ -180,32 +177,15 @@ def _download(weight: WeightEntry, dest: Path) -> None:
     if constants.HF_HUB_OFFLINE:
         raise OfflineError(f"Weights '{weight.full_name}' are not converted yet and HF_HUB_OFFLINE is set, so the "
                            f"PaddleClas file cannot be downloaded. {how}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    from .download import DownloadFailed, download
     try:
-        request = urllib.request.Request(url, headers={"User-Agent": f"ssld_zoo/{__version__}"})
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
-            _copy_with_progress(response, out, int(response.headers.get("Content-Length") or 0), dest.name)
-        os.replace(tmp, dest)
-    except urllib.error.HTTPError as e:
-        raise WeightsUnavailableError(
-            f"Weights '{weight.full_name}' are not on the Hub yet (status: {weight.status}), and their PaddleClas file "
-            f"could not be fetched for conversion: {url} answered HTTP {e.code} {e.reason}. Check "
-            "SSLD_ZOO_PADDLE_ENDPOINT if you use a mirror, or convert a copy you have with `ssld-zoo convert "
-            f"--paddle FILE --model {weight.full_name} --out DIR` and pass pretrained='DIR'.") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
+        download(url, dest)
+    except DownloadFailed as e:
+        if e.status is not None:
+            raise WeightsUnavailableError(
+                f"Weights '{weight.full_name}' are not on the Hub yet (status: {weight.status}), and their PaddleClas "
+                f"file could not be fetched for conversion: {e} Check SSLD_ZOO_PADDLE_ENDPOINT if you use a mirror, "
+                f"or convert a copy you have with `ssld-zoo convert --paddle FILE --model {weight.full_name} --out "
+                "DIR` and pass pretrained='DIR'.") from None
         raise OfflineError(f"Weights '{weight.full_name}' are not on the Hub yet and their PaddleClas file cannot be "
-                           f"downloaded from {url}: {reason}. {how}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _copy_with_progress(response, out, total: int, label: str) -> None:  # type: ignore[no-untyped-def]
-    from tqdm.auto import tqdm
-    with tqdm(total=total or None, unit="B", unit_scale=True, desc=label, leave=False, disable=None) as bar:
-        while chunk := response.read(1 << 20):
-            out.write(chunk)
-            bar.update(len(chunk))
-    if total and out.tell() != total:
-        raise OSError(f"the connection closed after {out.tell()} of {total} bytes")
+                           f"downloaded: {e} {how}") from None

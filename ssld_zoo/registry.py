@@ -77,11 +77,21 @@ class WeightEntry:
         return self.status == "published" and self.hub.revision is not None and self.hub.sha256 is not None
 
     @property
+    def verified_mirror(self) -> HubFile | None:
+        """The first Hub mirror that `ssld-zoo release` found equal to this project's conversion, pinned by commit
+        and sha256 (None when there is none: unchecked and differing mirrors are never loaded)."""
+        for mirror in self.data.get("mirrors") or []:
+            if mirror["verdict"] == "equal" and mirror["revision"] and mirror["sha256"]:
+                return HubFile(mirror["repo_id"], mirror["filename"], mirror["revision"], mirror["sha256"],
+                               mirror["size"])
+        return None
+
+    @property
     def available(self) -> bool:
-        """True when the weights can be loaded: a pinned Hub file, a shipped local file that exists, or a
-        `data_file` present in the data folder (`$SSLD_ZOO_DATA`)."""
-        return self.shipped or self.on_hub or (self.data_file is not None
-                                               and isinstance(find_data_file(self.data_file), Path))
+        """True when the weights can be loaded: a pinned Hub file, a verified mirror, a shipped local file that
+        exists, or a `data_file` present in the data folder (`$SSLD_ZOO_DATA`)."""
+        return self.shipped or self.on_hub or self.verified_mirror is not None or (
+            self.data_file is not None and isinstance(find_data_file(self.data_file), Path))
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,11 @@ def add_catalogue(path: str | os.PathLike) -> None:
     _load_file(path)  # fail early on a bad file
     if path not in _extra_catalogues:
         _extra_catalogues.append(path)
+    _entries_for.cache_clear()
+
+
+def refresh() -> None:
+    """Read the catalogue files again (after one of them changed)."""
     _entries_for.cache_clear()
 
 
@@ -208,6 +223,7 @@ def validate_model(name: str, data: dict[str, Any]) -> None:
         if w["status"] == "published":
             _require(hub["revision"] is not None and hub["sha256"] is not None and hub["size"] is not None, where,
                      "published weights need hub.revision, hub.sha256 and hub.size")
+        _check_mirrors(w.get("mirrors", []), where)
         if w["file"] is not None:
             _require(w["file"].endswith(".safetensors"), where, "'file' must be a .safetensors file")
             _require(hub["sha256"] is not None, where, "a local 'file' needs hub.sha256 to be verified")
@@ -239,6 +255,30 @@ def validate_model(name: str, data: dict[str, Any]) -> None:
                 _check_fields(m, f"{where}.metrics.{kind}", {"dataset": str, "top1": (float, int),
                                                               "top5": (float, int, type(None)), "input_size": int,
                                                               "crop_pct": (float, int), "interpolation": str})
+
+
+MIRROR_VERDICTS = (None, "equal", "differs")
+
+
+def _check_mirrors(mirrors: Any, where: str) -> None:
+    """Hub copies of a weight made by others (timm's own conversions), with the verdict of `ssld-zoo release`'s
+    tensor-by-tensor comparison; only an `equal` one, pinned by commit and sha256, is ever loaded."""
+    _require(isinstance(mirrors, list), where, "mirrors must be a list")
+    for i, mirror in enumerate(mirrors):
+        at = f"{where}.mirrors[{i}]"
+        _check_fields(mirror, at, {"repo_id": str, "filename": str, "revision": (str, type(None)),
+                                   "sha256": (str, type(None)), "size": (int, type(None)),
+                                   "verdict": (str, type(None)), "detail": (str, type(None)),
+                                   "checked": (str, type(None))})
+        _require(bool(_REPO_ID.match(mirror["repo_id"])) and mirror["filename"].endswith(".safetensors"), at,
+                 "a mirror is an 'org/name' repo with a .safetensors file")
+        _require(mirror["verdict"] in MIRROR_VERDICTS, at, f"verdict must be one of {MIRROR_VERDICTS}")
+        _require(mirror["revision"] is None or bool(_COMMIT.match(mirror["revision"])), at,
+                 "revision must be a 40-hex commit id")
+        _require(mirror["sha256"] is None or bool(_SHA256.match(mirror["sha256"])), at,
+                 "sha256 must be 64 lower-case hex digits")
+        _require(mirror["verdict"] != "equal" or (mirror["revision"] and mirror["sha256"]), at,
+                 "an 'equal' mirror is pinned by revision and sha256")
 
 
 def _check_preprocessing(pre: Any, where: str) -> None:

@@ -5,8 +5,9 @@ Resolution order for `create(name, pretrained=...)`:
 1. an explicit local source: a `.safetensors` file, or a folder in Hub layout (`model.safetensors` + `config.json`);
 2. an explicit Hub repo: `"hf-hub:org/name[@revision]"` (checked against the sha256 the Hub publishes for the file);
 3. `True` / a tag: the catalogue's weights: a file shipped in the checkout (`weights/`), else the pinned Hub file,
-   else a `data_file` in the data folder (`data_root=`, else `$SSLD_ZOO_DATA`; a PyTorch checkpoint checked against
-   the catalogue's `origin.sha256` on every use and handed on as safetensors), else the converted PaddleClas file.
+   else a Hub mirror that `ssld-zoo release` verified equal (pinned by commit and sha256), else a `data_file` in
+   the data folder (`data_root=`, else `$SSLD_ZOO_DATA`; a PyTorch checkpoint checked against the catalogue's
+   `origin.sha256` on every use and handed on as safetensors), else the converted PaddleClas file.
 """
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ def load_catalogue_weights(weight: WeightEntry, use: Callable[[Path], T], *, cac
         return result  # type: ignore[return-value]
     if weight.on_hub:
         return hub.fetch_verified(weight.hub, use, cache_dir=cache_dir, model=weight.model)
+    mirror = weight.verified_mirror
+    if mirror is not None:
+        return hub.fetch_verified(mirror, use, cache_dir=cache_dir, model=weight.model)
     if weight.data_file is not None:
         return _use_data_file(weight, weight.data_file, use, data_root)
     if weight.origin_url and weight.data["origin"]["format"] == "pdparams":

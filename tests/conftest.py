@@ -87,14 +87,15 @@ def extra_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable
         weight["hub"].update(hub)
         weight["status"] = "published" if hub.get("revision") else "unpublished"
         weight["preprocessing"]["input_size"] = [3, 160, 160]
+        weight["preprocessing"].pop("source")  # a team's own weight: no PaddleClas config to cite
         entry = dict(template, architecture="test_resnet", paddle_name=None, family="test", num_params=469688,
                      gmacs=None, default_weight="ssld_in1k", weights={"ssld_in1k": weight})
         path = tmp_path / "extra_catalogue.json"
         path.write_text(json.dumps({"schema_version": 1, "models": {"tiny_resnet_ssld": entry}}))
         monkeypatch.setenv("SSLD_ZOO_CATALOGUE", str(path))
-        registry._entries_for.cache_clear()
+        registry.refresh()
         return path
 
     yield make
     monkeypatch.delenv("SSLD_ZOO_CATALOGUE", raising=False)
-    registry._entries_for.cache_clear()
+    registry.refresh()

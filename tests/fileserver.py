@@ -1,17 +1,21 @@
 """A static HTTP file server on 127.0.0.1 for tests (stdlib only): the stand-in for PaddleClas's download host."""
 from __future__ import annotations
 
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FileServer:
-    """Serves `files` (URL path without the leading '/' → bytes) at `.url`; unknown paths get 404. `log` lists the
-    paths requested."""
+    """Serves `files` (URL path without the leading '/' → bytes) at `.url`; unknown paths get 404, and a
+    `Range: bytes=N-` request gets 206 with the rest (unless `accept_ranges` is False). `log` lists the paths
+    requested."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.log: list[str] = []
+        self.ranges: list[int | None] = []  # the start of each request's `Range: bytes=N-`, None without one
+        self.accept_ranges = True
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -19,7 +23,16 @@ class FileServer:
                 path = self.path.lstrip("/")
                 server.log.append(path)
                 data = server.files.get(path)
-                self.send_response(200 if data is not None else 404)
+                ranged = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                server.ranges.append(int(ranged[1]) if ranged else None)
+                status = 200 if data is not None else 404
+                if data is not None and ranged and server.accept_ranges:
+                    start = int(ranged[1])
+                    if start >= len(data):
+                        status, data = 416, b""
+                    else:
+                        status, data = 206, data[start:]
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(data or b"")))
                 self.end_headers()
                 self.wfile.write(data or b"")
@@ -35,3 +48,5 @@ class FileServer:
     def reset(self) -> None:
         self.files.clear()
         self.log.clear()
+        self.ranges.clear()
+        self.accept_ranges = True

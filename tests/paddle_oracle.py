@@ -11,11 +11,7 @@ itself cannot be imported; the backbones are imported from its `ppcls` folder di
 """
 from __future__ import annotations
 
-import functools
-import importlib
-import os
-import site
-import sys
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -23,8 +19,11 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-RTOL = 1e-4
-DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((224, 224), (231, 199))
+from ssld_zoo.convert import paddle_check
+from ssld_zoo.convert.paddle_check import DEFAULT_SIZES, PADDLE_MODELS, RTOL, paddle_outputs, ppcls_backbone, zoo_models
+
+__all__ = ["Case", "case_for", "build_paddle_model", "check_against_paddle", "paddle_outputs", "ppcls_backbone",
+           "zoo_models"]
 
 
 @dataclass(frozen=True)
@@ -51,18 +50,12 @@ class Case:
         return self.zoo_name
 
 
-@functools.lru_cache(maxsize=None)
-def ppcls_backbone(module: str) -> Any:
-    """Import `ppcls.arch.backbone.<module>` from the installed paddleclas wheel."""
-    for root in site.getsitepackages() + [site.getusersitepackages()]:
-        folder = os.path.join(root, "paddleclas")
-        if os.path.isdir(os.path.join(folder, "ppcls")):
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
-            break
-    from ppcls.utils import logger
-    logger.init_logger()
-    return importlib.import_module(f"ppcls.arch.backbone.{module}")
+def case_for(zoo_name: str, **changes: Any) -> Case:
+    """The Case of a zoo model from the package's table of PaddleClas models (`PADDLE_MODELS`), with `changes`."""
+    spec = PADDLE_MODELS[zoo_name]
+    case = Case(zoo_name, spec.module, spec.fn, spec.stages, paddle_kwargs=dict(spec.kwargs), sizes=spec.sizes,
+                dtype=spec.dtype)
+    return dataclasses.replace(case, **changes)
 
 
 def build_paddle_model(case: Case, seed: int = 0) -> Any:
@@ -70,12 +63,8 @@ def build_paddle_model(case: Case, seed: int = 0) -> Any:
     import paddle
     paddle.seed(seed)
     rng = np.random.default_rng(seed)
-    # A fresh name scope: the old (model_zoo) PaddleClas models give their parameters fixed static names, which a
-    # process may otherwise create only once (`ValueError: parameter name [conv1_1_weights] have be been used`).
-    with paddle.utils.unique_name.guard():
-        model = getattr(ppcls_backbone(case.paddle_module), case.paddle_fn)(**case.paddle_kwargs)
-    if case.dtype != "float32":
-        model.to(dtype=case.dtype)
+    model = paddle_check.build_paddle_model(
+        paddle_check.PaddleModel(case.paddle_module, case.paddle_fn, case.stages, case.paddle_kwargs, dtype=case.dtype))
     state = model.state_dict()
     assert set(case.paddle_fill) <= set(state), f"no Paddle weights {sorted(set(case.paddle_fill) - set(state))}"
     for key, value in state.items():
@@ -96,53 +85,10 @@ def build_paddle_model(case: Case, seed: int = 0) -> Any:
     return model
 
 
-def paddle_outputs(model: Any, stages: Sequence[str], x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Logits and the outputs of the named sublayers for input `x` (NCHW float32)."""
-    import paddle
-    layers = dict(model.named_sublayers())
-    missing = [s for s in stages if s not in layers]
-    assert not missing, f"no Paddle sublayers {missing}; some are {list(layers)[:20]}"
-    captured: dict[str, np.ndarray] = {}
-    hooks = [layers[s].register_forward_post_hook(
-        lambda layer, inputs, output, s=s: captured.__setitem__(s, output.numpy())) for s in stages]
-    try:
-        with paddle.no_grad():
-            logits = model(paddle.to_tensor(x)).numpy()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return logits, [captured[s] for s in stages]
-
-
-def zoo_models(name: str, state_dict: dict[str, torch.Tensor],
-               dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The zoo model and its `features_only` variant, both loaded with the converted weights (strictly)."""
-    import timm
-    model = timm.create_model(name).to(dtype).eval()
-    model.load_state_dict(state_dict, strict=True)
-    features = timm.create_model(name, features_only=True).to(dtype).eval()
-    result = features.load_state_dict(_features_keys(features, state_dict), strict=False)
-    assert not result.missing_keys, f"features_only {name} lacks weights for {result.missing_keys[:5]}"
-    return model, features
-
-
-def _features_keys(features: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`state_dict` under the features model's key names: timm's `FeatureListNet(flatten_sequential=True)` names the
-    children of a top-level `nn.Sequential` `stages_0`, ... where the model has `stages.0`, ...; other keys pass."""
-    out = dict(state_dict)
-    for key in features.state_dict():
-        first, _, rest = key.partition(".")
-        parent, _, child = first.rpartition("_")
-        if key not in state_dict and parent and f"{parent}.{child}.{rest}" in state_dict:
-            out[key] = state_dict[f"{parent}.{child}.{rest}"]
-    return out
-
-
 def assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs Paddle {expected.shape}"
-    scale = float(np.abs(expected).max())
-    assert scale > 0, f"{what}: Paddle output is all zeros; the check would prove nothing"
-    error = float(np.abs(actual - expected).max()) / scale
+    error = paddle_check.relative_error(actual, expected)
+    assert error == error, f"{what}: Paddle output is all zeros; the check would prove nothing"
     assert error <= RTOL, f"{what}: max|Δ|/max|ref| = {error:.2e} > {RTOL:.0e}"
 
 

@@ -7,19 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from paddle_oracle import Case, build_paddle_model, check_against_paddle
-
-# timm's GhostNet feature stages (`feature_info`) are its stem conv before BatchNorm and ReLU (`conv_stem`) and the
-# output of the first block at each new stride (`blocks.1`, `.3`, `.5`, `.7`); these are the same Paddle tensors.
-_CASES = {
-    "ghostnet_130_ssld": Case("ghostnet_130_ssld", "model_zoo.ghostnet", "GhostNet_x1_3",
-                              ["conv1._conv", "_ghostbottleneck_1", "_ghostbottleneck_3", "_ghostbottleneck_5",
-                               "_ghostbottleneck_11"]),
-}
-
+from paddle_oracle import build_paddle_model, case_for, check_against_paddle
 
 def test_ghostnet_130_matches_paddleclas(tmp_path: Path) -> None:
-    check_against_paddle(_CASES["ghostnet_130_ssld"], tmp_path)
+    """timm's GhostNet feature stages (`feature_info`) are its stem conv before BatchNorm and ReLU (`conv_stem`) and
+    the output of the first block at each new stride (`blocks.1`, `.3`, `.5`, `.7`): the same Paddle tensors."""
+    check_against_paddle(case_for("ghostnet_130_ssld"), tmp_path)
 
 
 # timm ghostnet_130 `blocks.{stage}.{i}` of Paddle `_ghostbottleneck_{k}`, k = 0..15
@@ -30,7 +23,7 @@ def test_se_padding_is_exact() -> None:
     """The SE channels timm has beyond Paddle's `mid // 4` get zero reduce rows and biases and zero expand columns, so
     they are ReLU(0) = 0 and add nothing to the gate; the channels Paddle has keep its weights."""
     from ssld_zoo.convert import convert_state_dict
-    model = build_paddle_model(_CASES["ghostnet_130_ssld"])
+    model = build_paddle_model(case_for("ghostnet_130_ssld"))
     weights = {key: value.numpy() for key, value in model.state_dict().items()}
     converted = {key: value.numpy() for key, value in convert_state_dict(weights, "ghostnet_130_ssld").items()}
     padded = 0

@@ -3,9 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from paddle_oracle import Case, check_against_paddle
+from paddle_oracle import Case, case_for, check_against_paddle
 
-_STAGES = ["stages.0", "stages.1", "stages.2", "stages.3"]
 # B0-B3 (use_lab=True): a negative stem1 affine bias makes the stem1 output negative wherever its ReLU is 0, which is
 # where Paddle's SAME-padded stem max-pool (padding never wins) and timm's zero-padded one differ at the last row and
 # column; random weights give this bias a positive sign, so it is set, to prove the zoo architecture's pool
@@ -13,12 +12,11 @@ _NEGATIVE_STEM_LAB = {"stem.stem1.lab.bias": -0.5}
 
 
 def _hgnet(size: str) -> Case:
-    return Case(f"hgnet_{size}_ssld", "legendary_models.pp_hgnet", f"PPHGNet_{size}", _STAGES)
+    return case_for(f"hgnet_{size}_ssld")
 
 
 def _hgnetv2(b: int) -> Case:
-    return Case(f"hgnetv2_b{b}_ssld", "legendary_models.pp_hgnet_v2", f"PPHGNetV2_B{b}", _STAGES,
-                paddle_fill=_NEGATIVE_STEM_LAB if b <= 3 else {})
+    return case_for(f"hgnetv2_b{b}_ssld", paddle_fill=_NEGATIVE_STEM_LAB if b <= 3 else {})
 
 
 @pytest.mark.parametrize("case", [_hgnet("tiny"), _hgnetv2(0)], ids=str)

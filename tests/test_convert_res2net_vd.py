@@ -8,26 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from paddle_oracle import Case, check_against_paddle
+from paddle_oracle import case_for, check_against_paddle
 
-_MODULE = "model_zoo.res2net_vd"
-# Paddle tensors for the zoo's feature stages: the stem after its third conv-BN-ReLU (timm `act1`, before the max
-# pool) and the last block of each of the four stages (timm `layer1`..`layer4`).
-_CASES = {
-    "res2net50d_ssld": Case("res2net50d_ssld", _MODULE, "Res2Net50_vd_26w_4s",
-                            ["conv1_3", "bb_0_2", "bb_1_3", "bb_2_5", "bb_3_2"]),
-    "res2net101d_ssld": Case("res2net101d_ssld", _MODULE, "Res2Net101_vd_26w_4s",
-                             ["conv1_3", "bb_0_2", "bb_1_3", "bb_2_22", "bb_3_2"]),
-    "res2net200d_ssld": Case("res2net200d_ssld", _MODULE, "Res2Net200_vd_26w_4s",
-                             ["conv1_3", "bb_0_2", "bb_1_11", "bb_2_47", "bb_3_2"]),
-}
+# Paddle tensors for the zoo's feature stages (`paddle_check.PADDLE_MODELS`): the stem after its third conv-BN-ReLU
+# (timm `act1`, before the max pool) and the last block of each of the four stages (timm `layer1`..`layer4`).
 
 
 def test_res2net50d_matches_paddleclas(tmp_path: Path) -> None:
-    check_against_paddle(_CASES["res2net50d_ssld"], tmp_path)
+    check_against_paddle(case_for("res2net50d_ssld"), tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["res2net101d_ssld", "res2net200d_ssld"])
 def test_deeper_res2net_vd_matches_paddleclas(name: str, tmp_path: Path) -> None:
-    check_against_paddle(_CASES[name], tmp_path)
+    check_against_paddle(case_for(name), tmp_path)

@@ -173,8 +173,10 @@ def test_bad_pretrained_values(tmp_path, monkeypatch, pretrained, problem):
 def test_get_transform_follows_the_weights():
     eval_tf = repr(ssld_zoo.get_transform("resnet50d_ssld"))
     assert "Resize(size=256, interpolation=bilinear" in eval_tf and "CenterCrop(size=(224, 224))" in eval_tf
-    assert "Resize(size=236, interpolation=bicubic" in repr(ssld_zoo.get_transform("hgnet_tiny_ssld"))
-    assert "CenterCrop(size=(320, 320))" in repr(ssld_zoo.get_transform("resnet50d_ssld.fix_ssld_v2_in1k"))
+    assert "Resize(size=232, interpolation=bicubic" in repr(ssld_zoo.get_transform("hgnet_tiny_ssld"))
+    assert "Resize(size=236, interpolation=bicubic" in repr(ssld_zoo.get_transform("hgnet_base_ssld"))
+    fix = repr(ssld_zoo.get_transform("resnet50d_ssld.fix_ssld_v2_in1k"))
+    assert "Resize(size=320, interpolation=bilinear" in fix and "CenterCrop(size=(320, 320))" in fix
     assert "RandomResizedCrop" in repr(ssld_zoo.get_transform("resnet50d_ssld", train=True))
     model = ssld_zoo.create("lcnet_050_ssld")
     assert repr(ssld_zoo.get_transform(model)) == repr(ssld_zoo.get_transform("lcnet_050_ssld"))
