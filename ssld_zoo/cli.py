@@ -70,12 +70,19 @@ def _cmd_info(args: argparse.Namespace) -> None:
         if measured:
             print(f"    measured top-1 {measured['top1']} / top-5 {measured['top5']} on {measured['dataset']} at "
                   f"{measured['input_size']} px")
-        print(f"    preprocessing: {pre['input_size'][1]} px, crop_pct {pre['crop_pct']}, {pre['interpolation']}")
+        source = pre.get("source")
+        cited = (f" (resize {source['resize_short']} with {source['backend']}; {source['document']})" if source
+                 else "")
+        print(f"    preprocessing: {pre['input_size'][1]} px, crop_pct {pre['crop_pct']}, {pre['interpolation']}{cited}")
         teacher = w["teacher"] or ("not documented" if info["paddle_name"] else "none")
         print(f"    teacher: {teacher}; hub: {w['hub']['repo_id']}@{w['hub']['revision'] or 'unpinned'}")
         print(f"    origin: {w['origin']['url'] if w['origin'] else '-'}")
         if w.get("data_file"):
             print(f"    data file: $SSLD_ZOO_DATA/{w['data_file']} (sha256 {w['origin']['sha256']})")
+        for mirror in w.get("mirrors") or []:
+            verdict = {None: "not checked yet: never loaded", "equal": "verified equal",
+                       "differs": f"differs: {mirror['detail']}"}[mirror["verdict"]]
+            print(f"    mirror: {mirror['repo_id']} ({verdict})")
 
 
 def _cmd_recipes(args: argparse.Namespace) -> None:
