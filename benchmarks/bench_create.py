@@ -96,7 +96,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     publish(args.names)
-    print(f"torch {torch.__version__}, timm {timm.__version__}, {os.cpu_count()} CPUs, threads {torch.get_num_threads()}")
+    print(f"torch {torch.__version__}, timm {timm.__version__}, {os.cpu_count()} CPUs, "
+          f"threads {torch.get_num_threads()}")
     for name in args.names:
         bench(name, args.rounds)
     HUB.stop()

@@ -1,7 +1,8 @@
 """How far timm's default eval transform is from PaddleClas's exact one, in pixels and in predictions.
 
 Real images: CIFAR-10 test images (from `$SSLD_ZOO_DATA`) upscaled with PIL bicubic to 500x375 (the most common
-ImageNet size) and re-encoded as JPEG (quality 90), so both pipelines start from the same file. For each PaddleClas eval setting it prints the mean and largest
+ImageNet size) and re-encoded as JPEG (quality 90), so both pipelines start from the same file. For each PaddleClas
+eval setting it prints the mean and largest
 |Δ| per pixel (0-255 units, after undoing the normalisation) between `get_transform(name)` (timm: PIL decode,
 antialiased resize) and `get_transform(name, exact=True)` (PaddleClas: OpenCV decode, cv2/PIL resize), on smooth
 (bicubic-upscaled) and sharp-edged (nearest-upscaled) versions of the same images. Then a real
@@ -75,7 +76,8 @@ def main() -> None:
           "|---|---|---|")
     for name, label in SETTINGS:
         timm_transform, exact = ssld_zoo.get_transform(name), ssld_zoo.get_transform(name, exact=True)
-        smooth_gap, sharp_gap = pixel_gap(files, timm_transform, exact, std), pixel_gap(sharp, timm_transform, exact, std)
+        smooth_gap = pixel_gap(files, timm_transform, exact, std)
+        sharp_gap = pixel_gap(sharp, timm_transform, exact, std)
         print(f"| {label} (`{name}`) | {smooth_gap[0]:.2f} / {smooth_gap[1]:.0f} | {sharp_gap[0]:.2f} / "
               f"{sharp_gap[1]:.0f} |")
     print("(smooth: bicubic upscaling; sharp-edged: the same images upscaled with nearest neighbour)")

@@ -107,7 +107,8 @@ def plot(bench: dict[str, Any], chart_points: list[Point], inputs_hash: str, out
         ax.plot([p.row["median_ms"] for p in members], [p.top1 for p in members], marker=markers[index % len(markers)],
                 linewidth=0.8, color=colour, label=family)
         noisy = [p for p in members if p.noisy]
-        ax.scatter([p.row["median_ms"] for p in noisy], [p.top1 for p in noisy], s=36, marker=markers[index % len(markers)],
+        ax.scatter([p.row["median_ms"] for p in noisy], [p.top1 for p in noisy], s=36,
+                   marker=markers[index % len(markers)],
                    facecolors="white", edgecolors=colour, zorder=3)
         for p in members:
             ax.annotate(p.model.removesuffix("_ssld"), (p.row["median_ms"], p.top1), textcoords="offset points",

@@ -73,7 +73,8 @@ def _cmd_info(args: argparse.Namespace) -> None:
         source = pre.get("source")
         cited = (f" (resize {source['resize_short']} with {source['backend']}; {source['document']})" if source
                  else "")
-        print(f"    preprocessing: {pre['input_size'][1]} px, crop_pct {pre['crop_pct']}, {pre['interpolation']}{cited}")
+        print(f"    preprocessing: {pre['input_size'][1]} px, crop_pct {pre['crop_pct']}, "
+              f"{pre['interpolation']}{cited}")
         teacher = w["teacher"] or ("not documented" if info["paddle_name"] else "none")
         print(f"    teacher: {teacher}; hub: {w['hub']['repo_id']}@{w['hub']['revision'] or 'unpinned'}")
         print(f"    origin: {w['origin']['url'] if w['origin'] else '-'}")

@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .errors import DownloadFailed, FileSystemError
 from . import __version__
-from .errors import FileSystemError, WeightsUnavailableError
 
 DOWNLOAD_TIMEOUT_S = 60
 DEFAULT_DEADLINE_S = 3 * 3600
@@ -23,12 +23,6 @@ DEADLINE_ENV = "SSLD_ZOO_DOWNLOAD_DEADLINE_S"
 _CHUNK = 1 << 20
 
 
-class DownloadFailed(WeightsUnavailableError):
-    """A download that did not complete: `url`, and the HTTP `status` when the server answered with an error."""
-
-    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.url, self.status = url, status
 
 
 def deadline_s() -> float:

@@ -3,14 +3,26 @@ from __future__ import annotations
 
 
 class SsldZooError(Exception):
-    """Base class for every error ssld_zoo raises on purpose; the CLI prints these as one line."""
+    """Base class for every error ssld_zoo raises on purpose; the CLI prints these as one line.
+
+    Besides the message, an error carries what it is about, where the raising code knows it (None otherwise):
+    `repo_id`, `filename` and `revision` of a Hub file, `path` of a local file or folder, `key` of a recipe or
+    catalogue field, `weight` (`name.tag`) and `url`.
+    """
+
+    def __init__(self, message: str = "", *, repo_id: str | None = None, filename: str | None = None,
+                 revision: str | None = None, path: str | None = None, key: str | None = None,
+                 weight: str | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.repo_id, self.filename, self.revision = repo_id, filename, revision
+        self.path, self.key, self.weight, self.url = path, key, weight, url
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class UnknownModelError(SsldZooError, KeyError):
-    """A model name (or weight tag) that the catalogue does not know."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+    """A model name (or weight tag) that the catalogue does not know (`key` is the name asked for)."""
 
 
 class CatalogueError(SsldZooError, ValueError):
@@ -52,14 +64,17 @@ class MissingDependencyError(SsldZooError, ImportError):
         super().__init__(message)
         self.package = package
 
+    def __str__(self) -> str:  # ImportError's own __str__ ignores the message when keyword attributes are set
+        return str(self.args[0]) if self.args else ""
+
 
 class FileSystemError(SsldZooError, OSError):
     """A file or folder that cannot be read or written: full disk, read-only or unwritable place, a file where a
     folder is needed (or the reverse). `path` names it and `errno` says why."""
 
     def __init__(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
-        super().__init__(message)
-        self.path, self.errno = path, errno
+        SsldZooError.__init__(self, message, path=path)
+        self.errno = errno
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -85,3 +100,59 @@ class FileSystemError(SsldZooError, OSError):
         where = f" {path}" if path else ""
         return cls(f"Cannot use{where}: {reason} ({hint}).", path=None if path is None else str(path),
                    errno=error.errno)
+
+
+class DataError(SsldZooError, ValueError):
+    """Data that is missing, incomplete, or asked for in a way that does not exist (a bad split or subset)."""
+
+
+class DownloadFailed(WeightsUnavailableError):
+    """A download that did not complete: `url`, and the HTTP `status` when the server answered with an error."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message, url=url)
+        self.status = status
+
+
+class RecipeError(SsldZooError, ValueError):
+    """A recipe file or override that cannot be used; the message names the file and the key."""
+
+
+class ModelBuildError(SsldZooError, ValueError):
+    """A student or teacher that cannot be built as the recipe asks."""
+
+
+class CacheError(SsldZooError):
+    """A soft-label cache that is missing, damaged, or was made for another teacher, transform or data."""
+
+
+class CheckpointError(SsldZooError):
+    """A checkpoint that cannot be read, or that belongs to another run."""
+
+
+class TrainingDivergedError(SsldZooError):
+    """The loss or the weights stopped being finite; the last good checkpoint is left as it was."""
+
+
+class RunSetupError(SsldZooError):
+    """A run that cannot start as asked: its folder already holds a run, or batch size and data do not fit."""
+
+
+class EvaluationError(SsldZooError, ValueError):
+    """An evaluation that cannot run as asked: a model whose classes do not match the labels, or a bad option."""
+
+
+class OnnxExportError(SsldZooError):
+    """An ONNX export that failed, or whose onnxruntime outputs differ from PyTorch's."""
+
+
+class MineError(SsldZooError, ValueError):
+    """A mining run that cannot start or continue as asked."""
+
+
+class ReleaseError(SsldZooError):
+    """A release that cannot start, or a weight that cannot be released (`weight`; `step` says where it stopped)."""
+
+    def __init__(self, message: str, *, weight: str | None = None, step: str | None = None) -> None:
+        super().__init__(message, weight=weight)
+        self.step = step

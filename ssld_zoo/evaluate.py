@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .data import DataError
-from .errors import InvalidWeightsError, SsldZooError, UnknownModelError
+from .errors import DataError, EvaluationError, InvalidWeightsError, UnknownModelError
+
 from .registry import get_weight_entry
 from .weights import CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, read_folder_config
 
@@ -46,8 +46,6 @@ DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 _SYNSET = re.compile(r"^n\d{8}$")
 
 
-class EvaluationError(SsldZooError, ValueError):
-    """An evaluation that cannot run as asked: a model whose classes do not match the labels, or a bad option."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ def create(name: str, pretrained: bool | str | os.PathLike = False, *, num_class
     """Build a zoo model, optionally with weights.
 
     Args:
-        name: a zoo model name (`ssld_zoo.list_models()`), optionally with a weight tag (`"resnet50d_ssld.ssld_v2_in1k"`).
+        name: a zoo model name (`ssld_zoo.list_models()`), optionally with a weight tag
+            (`"resnet50d_ssld.ssld_v2_in1k"`).
         pretrained: False (random init), True (the catalogue's weights for the tag), a local `.safetensors` file, a
             folder in Hub layout (`model.safetensors` + `config.json`), or `"hf-hub:org/name[@revision]"`.
         num_classes: classifier size; a value that differs from the weights' resets the head.

@@ -11,7 +11,9 @@ import json
 import os
 import struct
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 SHARED_MODE = 0o644  # owner writes, everyone reads: a shared cache or model folder works for other users
 
@@ -42,15 +44,23 @@ def publish(tmp: Path, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file (mode 0644)."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` for the caller to write; renamed to `path` (mode 0644) when the block ends
+    normally, removed when it raises, so `path` is either the old file or the complete new one."""
     tmp = temporary_path(path)
     try:
-        tmp.write_bytes(data)
+        yield tmp
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     publish(tmp, path)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file (mode 0644)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -28,7 +28,8 @@ def _describe(hub: HubFile) -> str:
 
 def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, force: bool = False,
                  model: str | None = None) -> Path:
-    """`hf_hub_download` of one pinned file; Hub errors become one clear `SsldZooError` naming repo, file and revision."""
+    """`hf_hub_download` of one pinned file; Hub errors become one clear `SsldZooError` naming repo, file and
+    revision."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
@@ -51,12 +52,14 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
         raise OfflineError(
             f"Cannot get {what}: {reason} and it is not in the cache ({cache_dir or constants.HF_HUB_CACHE}). "
             f"On a machine with network access run `ssld-zoo download {name} --to DIR`, copy DIR here and use "
-            f"`ssld_zoo.create('{name}', pretrained='DIR/{name}')`; or set HF_ENDPOINT to a reachable mirror.") from None
+            f"`ssld_zoo.create('{name}', pretrained='DIR/{name}')`; or set HF_ENDPOINT to a reachable "
+            "mirror.") from None
     except EntryNotFoundError:
         raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} has no {what}.") from None
 
 
-def use_verified(path: Path, use: Callable[[Path], T], sha256: str | None, size: int | None) -> tuple[T | None, str | None]:
+def use_verified(path: Path, use: Callable[[Path], T], sha256: str | None,
+                 size: int | None) -> tuple[T | None, str | None]:
     """Run `use(path)` while the file is hashed on another thread.
 
     Returns `(result, None)` when the file matches `sha256`/`size` (or no hash is pinned), and `(None, problem)`

@@ -22,14 +22,14 @@ import heapq
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import SsldZooError
+from .errors import MineError
+from .files import atomic_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,8 +47,6 @@ EXAMPLES = 20
 _EVAL_CHUNK = 8192
 
 
-class MineError(SsldZooError, ValueError):
-    """A mining run that cannot start or continue as asked."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +155,7 @@ def _source(spec: str, subset: str | None, option: str) -> Any:
 def open_images(spec: str, subset: str | None, data_root: str | os.PathLike | None, option: str) -> "Images":
     """The images of `--pool` / `--exclude`: a folder (recursive), a list file, or a CIFAR-10 pack, with `subset`."""
     import re
+
     from .train.data import open_source
     if subset is not None and not re.fullmatch(r"(per_class|except_per_class):\d+", subset):
         raise MineError(f"{option}-subset '{subset}' must be per_class:N or except_per_class:N.")
@@ -355,13 +354,8 @@ class MineState:
 
 def _savez_atomic(path: Path, **arrays: Any) -> None:
     import numpy as np
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _settings_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -682,15 +676,12 @@ def _short(name: str) -> str:
 
 def _savefig_atomic(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        fig.tight_layout()
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.tight_layout()
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 
 
 # --- command line ------------------------------------------------------------------------------------------------

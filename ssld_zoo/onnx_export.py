@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import SsldZooError
+from .errors import OnnxExportError
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 RANDOM_INIT = "random-init"
@@ -26,8 +26,6 @@ JSON_KEYS = ("input_size", "mean", "std", "crop_pct", "num_classes")
 INSTALL_HINT = 'pip install "ssld-zoo[onnx]"'
 
 
-class OnnxExportError(SsldZooError):
-    """An ONNX export that failed, or whose onnxruntime outputs differ from PyTorch's."""
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,8 @@ def _load_file(path: Path) -> dict[str, Any]:
         raise CatalogueError(f"Catalogue file {path} does not exist (check SSLD_ZOO_CATALOGUE).") from None
     except json.JSONDecodeError as e:
         raise CatalogueError(f"Catalogue file {path} is not valid JSON: {e}.") from None
-    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or not isinstance(doc.get("models"), dict):
+    if (not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION
+            or not isinstance(doc.get("models"), dict)):
         raise CatalogueError(f"Catalogue file {path} must be a JSON object with schema_version {SCHEMA_VERSION} "
                              "and a 'models' object.")
     return doc
@@ -249,7 +250,8 @@ def validate_model(name: str, data: dict[str, Any]) -> None:
         _require(isinstance(w.get("gmacs"), (float, int, type(None))), where, "field 'gmacs' must be a number or null")
         _check_preprocessing(w["preprocessing"], where)
         metrics = w["metrics"]
-        _check_fields(metrics, where + ".metrics", {"paddle_reported": (dict, type(None)), "measured": (dict, type(None))})
+        _check_fields(metrics, where + ".metrics", {"paddle_reported": (dict, type(None)),
+                                                    "measured": (dict, type(None))})
         for kind, m in metrics.items():
             if m is not None:
                 _check_fields(m, f"{where}.metrics.{kind}", {"dataset": str, "top1": (float, int),

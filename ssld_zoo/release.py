@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import ReleaseError, SsldZooError
 from . import __version__
-from .errors import SsldZooError
 from .files import file_sha256, write_text_atomic
 from .registry import HubFile, WeightEntry, iter_models
 
@@ -40,12 +40,6 @@ UPDATE_FILE = "catalogue-update.json"
 UPDATE_SCHEMA = 1
 
 
-class ReleaseError(SsldZooError):
-    """A release that cannot start or a weight that cannot be released; `weight` and `step` say where."""
-
-    def __init__(self, message: str, *, weight: str | None = None, step: str | None = None) -> None:
-        super().__init__(message)
-        self.weight, self.step = weight, step
 
 
 @dataclass
@@ -228,7 +222,8 @@ class Release:
                     "interpolation": pre["interpolation"], "preprocess": "paddle", "images": result["images"]}
         reported = weight.data["metrics"]["paddle_reported"]
         if reported and abs(measured["top1"] - reported["top1"]) > FLAG_POINTS and not self.accept_flagged:
-            raise ReleaseError(f"top-1 {measured['top1']:.2f}% on {self.val} is {measured['top1'] - reported['top1']:+.2f} "
+            gap = measured["top1"] - reported["top1"]
+            raise ReleaseError(f"top-1 {measured['top1']:.2f}% on {self.val} is {gap:+.2f} "
                                f"points from PaddleClas's {reported['top1']}% (more than {FLAG_POINTS}); held back. "
                                "Check the validation set and preprocessing, or pass --accept-flagged.",
                                weight=weight.full_name, step="evaluate")
@@ -248,7 +243,8 @@ class Release:
         repo_id = f"{self.org}/{weight.full_name}"
         revision = publish_folder(self._folder(weight) / "hub", repo_id,
                                   commit_message=f"ssld_zoo {__version__}: {weight.full_name} converted from "
-                                                 f"{weight.origin_url} (sha256 {state.done['download']['sha256'][:12]})")
+                                                 f"{weight.origin_url} "
+                                                 f"(sha256 {state.done['download']['sha256'][:12]})")
         return {"repo_id": repo_id, "revision": revision}
 
     # -- the catalogue update -----------------------------------------------------------------------------------------
@@ -363,7 +359,8 @@ def apply_update(update_file: str | os.PathLike, catalogue: Path | None = None) 
             checked = {m["repo_id"]: m for m in change.get("mirrors") or []}
             weight["mirrors"] = [checked.get(m["repo_id"], m) for m in weight.get("mirrors") or []]
         except (KeyError, TypeError, AttributeError) as e:
-            raise ReleaseError(f"{update_file}: the entry for '{full_name}' does not fit the catalogue ({e!r}).") from None
+            raise ReleaseError(f"{update_file}: the entry for '{full_name}' does not fit the catalogue "
+                               f"({e!r}).") from None
         try:
             validate_model(model, doc["models"][model])
         except CatalogueError as e:

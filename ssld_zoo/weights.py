@@ -185,7 +185,8 @@ def safetensors_problem(path: Path) -> str | None:
 def _parse_hub_id(spec: str) -> tuple[str, str | None]:
     repo, _, revision = spec[len(HF_HUB_PREFIX):].partition("@")
     if repo.count("/") != 1 or not all(repo.split("/")):
-        raise InvalidWeightsError(f"pretrained='{spec}' must look like 'hf-hub:org/name' or 'hf-hub:org/name@revision'.")
+        raise InvalidWeightsError(f"pretrained='{spec}' must look like 'hf-hub:org/name' or "
+                                  "'hf-hub:org/name@revision'.")
     return repo, revision or None
 
 

@@ -16,6 +16,7 @@ from fileserver import FileServer  # noqa: E402
 from hubserver import FakeHub  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ("train_support",)  # its `tiny_data` fixture, for every test module
 
 # One loopback Hub for the session: huggingface_hub reads HF_ENDPOINT when it is first imported (0.3x even copies
 # the URL template into other modules), so the endpoint is set here, before any test imports the client.

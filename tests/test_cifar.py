@@ -14,7 +14,8 @@ import torch
 
 import ssld_zoo
 from ssld_zoo.cli import main
-from ssld_zoo.data import DataError, resolve_data_root
+from ssld_zoo.data import resolve_data_root
+from ssld_zoo.errors import DataError
 from ssld_zoo.data.cifar import CLASSES, load_cifar10
 from ssld_zoo.errors import IntegrityError, WeightsUnavailableError
 from ssld_zoo.hub_layout import download_folder

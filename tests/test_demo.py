@@ -8,8 +8,8 @@ import pytest
 
 from ssld_zoo.cli import main
 
-TINY = ["--with-labeled-only", "--epochs", "1", "--labeled-per-class", "10", "--unlabeled-per-class", "20", "--batch-size", "20", "--eval-per-class", "20",
-        "--curve-per-class", "5", "--eval-every", "5"]
+TINY = ["--with-labeled-only", "--epochs", "1", "--labeled-per-class", "10", "--unlabeled-per-class", "20",
+        "--batch-size", "20", "--eval-per-class", "20", "--curve-per-class", "5", "--eval-every", "5"]
 
 
 def test_demo_distils_reloads_and_compares(capsys, tmp_path):

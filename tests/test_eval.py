@@ -22,7 +22,7 @@ from timm.data import ImageNetInfo
 
 import ssld_zoo
 from ssld_zoo.cli import main
-from ssld_zoo.data import DataError
+from ssld_zoo.errors import DataError
 from ssld_zoo.data.cifar import CLASSES, load_cifar10
 from ssld_zoo.errors import InvalidWeightsError, UnknownModelError
 from ssld_zoo.evaluate import EvaluationError, evaluate

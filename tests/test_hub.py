@@ -47,7 +47,8 @@ from ssld_zoo import hub
 from ssld_zoo.registry import HubFile
 from ssld_zoo.errors import SsldZooError
 try:
-    print("OK", len(hub.fetch_verified(HubFile(*{dataclasses.astuple(hub_file)!r}), lambda p: p.read_bytes(), model="tiny_ssld")))
+    print("OK", len(hub.fetch_verified(HubFile(*{dataclasses.astuple(hub_file)!r}), lambda p: p.read_bytes(),
+                                       model="tiny_ssld")))
 except SsldZooError as e:
     print(type(e).__name__, e)
 """

@@ -16,7 +16,8 @@ import torch
 from PIL import Image, ImageEnhance
 
 from ssld_zoo.cli import main
-from ssld_zoo.data import DataError, find_data_file
+from ssld_zoo.data import find_data_file
+from ssld_zoo.errors import DataError
 from ssld_zoo.errors import SsldZooError
 from ssld_zoo.mine import MineError, MineSettings, MineState, hamming, mine, output_paths, phash
 from ssld_zoo.train.data import open_source

@@ -7,7 +7,6 @@ faiss and more, so stand-in parent packages keep it from running.
 from __future__ import annotations
 
 import importlib.util
-import io
 import sys
 import types
 from pathlib import Path

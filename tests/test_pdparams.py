@@ -348,7 +348,8 @@ def test_bad_files_raise_invalid_weights_naming_the_file(tmp_path: Path):
     readable = "not a readable .pdparams pickle"
     cases = {
         "truncated": (valid[:len(valid) // 2], "the file is truncated or not a .pdparams file"),
-        "truncated_p2": (pickle.dumps(_sample_arrays(), protocol=2)[:-300], "the file is truncated or not a .pdparams file"),
+        "truncated_p2": (pickle.dumps(_sample_arrays(), protocol=2)[:-300],
+                         "the file is truncated or not a .pdparams file"),
         "garbage": (b"PK\x03\x04 a zip file, not a pickle" * 10, readable),
         "empty": (b"", readable),
         "list": (pickle.dumps([np.ones(2)], protocol=4), "holds an object of type list, not a Paddle state dict"),

@@ -17,7 +17,7 @@ from paddle_oracle import build_paddle_model, case_for
 from ssld_zoo import registry
 from ssld_zoo.cli import main as cli
 from ssld_zoo.download import partial_path
-from ssld_zoo.release import Release, apply_update, releasable, tensor_differences
+from ssld_zoo.release import Release, apply_update, tensor_differences
 
 pytest.importorskip("paddle", reason="paddle is part of the paddle extra, installed by .ci/run")
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train_support import REPO_ROOT, TinyData, tiny_data, write_images  # noqa: F401
+from train_support import REPO_ROOT, TinyData, write_images
 
-from ssld_zoo.data import DataError
+from ssld_zoo.errors import DataError
 from ssld_zoo.train.data import (Collate, EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source,
                                  sample_seed)
 from ssld_zoo.train.recipe import Augment, DataSource

@@ -16,19 +16,51 @@ import pytest
 import timm
 import torch
 from safetensors.torch import load_file
-from train_support import TinyData, base_recipe, run_module, tiny_data, write_recipe  # noqa: F401
+from train_support import TinyData, base_recipe, run_module, write_recipe
 
 from ssld_zoo.train import train
 from ssld_zoo.train.models import build_model
 from ssld_zoo.train.recipe import parse_recipe
 
 
-def test_torchrun_two_processes_match_one_process(tmp_path: Path, tiny_data: TinyData):
+def _no_batchnorm_recipe(tiny_data: TinyData) -> dict:
     raw = base_recipe(tiny_data, student={"model": "test_vit", "model_args": {
         "num_classes": 3, "img_size": 32, "patch_size": 8}},
         teacher={"model": "test_convnext", "model_args": {"num_classes": 3}, "bn": "eval"}, loss={"type": "soft_ce"})
     raw["data"]["input_size"] = 32
     raw["stages"][0].update(lr=0.1, epochs=2)
+    return raw
+
+
+def _final_weights(tmp_path: Path, raw: dict) -> tuple[dict, dict]:
+    """The student after torchrun with 2 processes and after one process, from the same recipe."""
+    recipe = write_recipe(tmp_path / "recipe.yaml", raw)
+    result = run_module(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                         "ssld_zoo.train", str(recipe), "--out", str(tmp_path / "ddp"), "--device", "cpu"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    single = train(parse_recipe(raw), tmp_path / "single", device="cpu")
+    return (load_file(tmp_path / "ddp" / "tiny_student" / "model.safetensors"),
+            load_file(single / "model.safetensors"))
+
+
+def test_ranks_that_drop_different_numbers_of_images_still_take_the_global_mean(tmp_path: Path,
+                                                                                tiny_data: TinyData):
+    """Undecodable images are dropped by the rank that reads them, so ranks count different numbers of samples in
+    some steps; the loss is the mean over the global batch's samples (sums and counts all-reduced), so the two
+    processes still train exactly as one. A mean of each rank's own mean would differ here."""
+    unlabeled = sorted(tiny_data.unlabeled.rglob("*.jpg"))
+    for path in unlabeled[:3]:
+        path.write_bytes(b"not a jpeg")
+    raw = _no_batchnorm_recipe(tiny_data)
+    ddp, one = _final_weights(tmp_path, raw)
+    records = [json.loads(line) for line in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("skipped", 0) for r in records if r["type"] == "epoch") == 6  # 3 images, 2 epochs
+    differ = max((one[k] - ddp[k]).abs().max().item() for k in one)
+    assert differ < 1e-5, differ
+
+
+def test_torchrun_two_processes_match_one_process(tmp_path: Path, tiny_data: TinyData):
+    raw = _no_batchnorm_recipe(tiny_data)
     recipe = write_recipe(tmp_path / "recipe.yaml", raw)
     result = run_module(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
                          "ssld_zoo.train", str(recipe), "--out", str(tmp_path / "ddp"), "--device", "cpu"])

@@ -16,7 +16,7 @@ import timm
 import torch
 import yaml
 from safetensors.torch import load_file
-from train_support import TinyData, base_recipe, python_env, run_module, tiny_data, write_images, write_recipe  # noqa: F401
+from train_support import TinyData, base_recipe, python_env, run_module, write_images, write_recipe
 
 import ssld_zoo
 from ssld_zoo.train import TrainingDivergedError, plot_run, train

@@ -13,14 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import SsldZooError
 
 DATA_ENV = "SSLD_ZOO_DATA"
 SHARED_DATA = "this project's shared data folder"
 
 
-class DataError(SsldZooError, ValueError):
-    """Data that is missing, incomplete, or asked for in a way that does not exist (a bad split or subset)."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@
     pack.indices("except_per_class:400")    # the rest; indices(None) is every image
 
 `per_class(n)` / `except_per_class(n)` are the same subsets as methods. Missing or incomplete files, a bad split and a
-bad subset raise `ssld_zoo.data.DataError` (one line: what is wrong, what to download, where to put it).
+bad subset raise `ssld_zoo.errors.DataError` (one line: what is wrong, what to download, where to put it).
 
 Files: `<data>/cifar10/cifar10_jpegbytes_{train,test}.npz` with `data` (the JPEG files concatenated, uint8),
 `offsets` (int64, n + 1) and `y` (uint8 labels), read with `allow_pickle=False`; both splits are sorted by class, in
@@ -28,7 +28,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from . import SHARED_DATA, DataError, Missing, find_data_file
+from ..errors import DataError
+from . import SHARED_DATA, Missing, find_data_file
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}

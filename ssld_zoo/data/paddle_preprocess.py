@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..errors import MissingDependencyError
-from . import DataError
+from ..errors import DataError, MissingDependencyError
 
 if TYPE_CHECKING:
     import torch

@@ -69,7 +69,8 @@ def _res2net_vd_args(layers: tuple[int, int, int, int]) -> dict[str, Any]:
 
 
 _ARCH_FACTS = dict(first_conv='conv1.0', classifier='fc', pool_size=(7, 7))
-default_cfgs = zoo_default_cfgs({name: _ARCH_FACTS for name in ('res2net50d_ssld', 'res2net101d_ssld', 'res2net200d_ssld')})
+default_cfgs = zoo_default_cfgs({name: _ARCH_FACTS
+                                 for name in ('res2net50d_ssld', 'res2net101d_ssld', 'res2net200d_ssld')})
 
 
 @register_zoo_model

@@ -6,9 +6,7 @@ eval predictions, and the RNG states of torch, numpy and Python.
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import SsldZooError
+from ..errors import CheckpointError
+from ..files import atomic_path
 
 FORMAT = 1
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-class CheckpointError(SsldZooError):
-    """A checkpoint that cannot be read, or that belongs to another run."""
 
 
 @dataclass
@@ -60,13 +57,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save(path: Path, payload: dict[str, Any]) -> None:
     """Write `payload` (plus the format and position fields it already has) to `path` atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def load(path: Path) -> dict[str, Any]:

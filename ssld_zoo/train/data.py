@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import DataError
+from ..errors import DataError
 from ..data.cifar import SPLIT_SIZES
 from .losses import IGNORE_LABEL
 from .recipe import Augment, DataSource, expand_env

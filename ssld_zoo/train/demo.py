@@ -182,7 +182,7 @@ def run_demo(out: Path, settings: Settings, *, data_root: Path | None) -> tuple[
     rows = [Row(f"{TEACHER} (teacher, akamaster)", "50,000 original CIFAR-10 images", 50000,
                 accuracy(teacher_pred, labels), None, time.perf_counter() - start, "")]
     runs, started = [], time.perf_counter()
-    for i, (file, recipe, trained_on, labels_used) in enumerate(recipes):
+    for i, (_file, recipe, trained_on, labels_used) in enumerate(recipes):
         print(f"[ssld-zoo demo] student {i + 1}/{len(recipes)}: {recipe.name} ({trained_on}, {settings.steps} steps "
               f"of {settings.batch_size}); {(time.perf_counter() - started) / 60:.1f} min so far", flush=True)
         run_dir = out / recipe.name

@@ -27,7 +27,7 @@ import torch
 import yaml
 from torch import nn
 
-from ..errors import SsldZooError
+from ..errors import TrainingDivergedError, RunSetupError
 from ..files import write_text_atomic
 from . import checkpoint, distributed
 from .checkpoint import CHECKPOINT_FILE, CheckpointError, Position
@@ -44,12 +44,8 @@ RECIPE_FILE = "recipe.yaml"
 RESUMABLE_CHANGES = ("runtime.workers", "runtime.log_every", "runtime.checkpoint_every")
 
 
-class TrainingDivergedError(SsldZooError):
-    """The loss or the weights stopped being finite; the last good checkpoint is left as it was."""
 
 
-class RunSetupError(SsldZooError):
-    """A run that cannot start as asked: its folder already holds a run, or batch size and data do not fit."""
 
 
 @dataclass
@@ -334,26 +330,23 @@ class Trainer:
             logits, target = complete_topk(logits, batch.log_probs.to(ctx.device), batch.classes.to(ctx.device),
                                            r.cache.sparse)
         per_sample = self.loss_fn(logits, target)
-        count = counted(r.loss, target)
+        global_count = self._global_count(batch)
         optimizer.zero_grad(set_to_none=True)
-        reduce(per_sample, count).backward()
-        pending.add(per_sample, count, len(batch.labels), batch.skipped, pos.global_step + 1)
-        if self._counts_any(batch):
+        reduce(per_sample, global_count, ctx.world).backward()
+        pending.add(per_sample, counted(r.loss, target), len(batch.labels), batch.skipped, pos.global_step + 1)
+        if global_count > 0:
             optimizer.step()
             if ema is not None:
                 ema.update(self.built.model)
 
-    def _counts_any(self, batch: Any) -> bool:
-        """Whether any sample of the global batch counts towards the loss, read from the labels on the host.
-
-        Distillation counts every image; `ce` only labelled ones, which under DDP takes one small all-reduce.
-        """
-        if self.recipe.loss != "ce":
-            return self.ctx.world > 1 or len(batch.labels) > 0
-        labelled = int((batch.labels != IGNORE_LABEL).sum())
-        if self.ctx.world > 1:
-            labelled = int(self.ctx.all_sum(torch.tensor([labelled], device=self.ctx.device)).item())
-        return labelled > 0
+    def _global_count(self, batch: Any) -> int:
+        """The samples of the global batch that count towards the loss, read from the labels on the host:
+        distillation counts every decoded image, `ce` only the labelled ones. Under DDP this takes one all-reduce
+        of one integer (the processes may have dropped different numbers of undecodable images)."""
+        local = int((batch.labels != IGNORE_LABEL).sum()) if self.recipe.loss == "ce" else len(batch.labels)
+        if self.ctx.world == 1:
+            return local
+        return int(self.ctx.all_sum(torch.tensor([local], dtype=torch.int64, device=self.ctx.device)).item())
 
     def _check_finite(self, first_bad: int | None, index: int, steps: int) -> None:
         if first_bad is None:

@@ -90,6 +90,9 @@ def counted(name: str, target: torch.Tensor) -> torch.Tensor:
     return torch.tensor(target.shape[0], device=target.device)
 
 
-def reduce(per_sample: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """The batch loss: the sum of the per-sample losses over the number of samples that count (0 for none)."""
-    return per_sample.sum() / count.clamp(min=1)
+def reduce(per_sample: torch.Tensor, global_count: int, world: int = 1) -> torch.Tensor:
+    """The loss to back-propagate: this process's per-sample losses summed, over the samples of the *global* batch
+    that count (0 for none). Each of `world` DDP processes scales its share by `world`, because DDP averages the
+    gradients over processes: the gradient is then that of the global batch's mean loss, whatever number of
+    undecodable images or unlabelled samples each process dropped."""
+    return per_sample.sum() * (world / max(global_count, 1))

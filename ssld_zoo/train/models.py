@@ -19,7 +19,7 @@ import timm
 import torch
 from torch import nn
 
-from ..errors import InvalidWeightsError, SsldZooError, UnknownModelError
+from ..errors import InvalidWeightsError, ModelBuildError, UnknownModelError
 from ..weights import CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, cfg_from_config, read_folder_config, use_folder
 from .recipe import ModelSpec
 
@@ -28,8 +28,6 @@ _WRAPPERS = ("state_dict", "model", "student")
 _NOT_STATE_KEYS = ("num_batches_tracked",)
 
 
-class ModelBuildError(SsldZooError, ValueError):
-    """A student or teacher that cannot be built as the recipe asks."""
 
 
 @dataclass
@@ -167,17 +165,14 @@ def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None 
     recorded = {**(entry.model_args if entry else {}), **{k: v for k, v in args.items() if k != "num_classes"}}
     args = {k: v for k, v in args.items() if v is not None}
     local = isinstance(pretrained, str) and not (entry and Path(pretrained).suffix not in TORCH_SUFFIXES)
-    try:
-        if entry is not None:
-            from .. import create
-            model = create(name, pretrained=False if local else pretrained, data_root=data_root, **args)
-        else:
-            model = timm.create_model(name, pretrained=bool(pretrained) and not local, **args)
-    except RuntimeError as e:
-        if "Unknown model" not in str(e):
-            raise
+    if entry is not None:
+        from .. import create
+        model = create(name, pretrained=False if local else pretrained, data_root=data_root, **args)
+    elif name.startswith(HF_HUB_PREFIX) or timm.is_model(name):
+        model = timm.create_model(name, pretrained=bool(pretrained) and not local, **args)
+    else:
         raise ModelBuildError(f"{role}.model '{name}' is neither a zoo model (`ssld-zoo list`) nor a timm model "
-                              "(`timm.list_models()`).") from None
+                              "(`timm.list_models()`).", key=f"{role}.model")
     if local:
         state, cfg = load_state(str(pretrained))
         load_into(model, state, str(pretrained), name)

@@ -27,10 +27,10 @@ nearest) and `eval_crop_pct` (eval: resize the short side to input_size / eval_c
 Data sources: `cifar10:train` / `cifar10:test` (the packed JPEG files under `--data` / `SSLD_ZOO_DATA`),
 `imagefolder:PATH` (class sub-folders), `folder:PATH` (any images, unlabeled), `list:PATH` (a text file with one
 image path per line, relative to the list file or absolute, optionally followed by an integer label; `cifar10:train/123`
-names an image of a CIFAR-10 pack, as `ssld-zoo mine` writes for a CIFAR pool). `subset` picks part of a source: `per_class:N` (the
-first N images of every class), `per_class:A:B` (images A to B-1 of every class) or `except_per_class:N` (the rest of
-`per_class:N`). `labels: false` hides the labels from the run
-(they never reach the loss of a distillation recipe anyway; this makes an unlabeled pool explicit). Paths may use
+names an image of a CIFAR-10 pack, as `ssld-zoo mine` writes for a CIFAR pool). `subset` picks part of a source:
+`per_class:N` (the first N images of every class), `per_class:A:B` (images A to B-1 of every class) or
+`except_per_class:N` (the rest of `per_class:N`). `labels: false` hides the labels from the run (they never reach
+the loss of a distillation recipe anyway; this makes an unlabeled pool explicit). Paths may use
 `${ENV_VAR}`. `key=value` overrides use dotted keys (`stages.0.epochs=1`, `batch_size=64`) and YAML values.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import SsldZooError
+from ..errors import RecipeError
 
 LOSSES = ("symmetric_kl", "soft_ce", "js", "kl", "ce")
 SOFT_LABELS = ("online", "cache")
@@ -61,8 +61,6 @@ _RUN_NAME = re.compile(r"^\w[\w.-]*$")
 _RAND_AUGMENT = re.compile(r"^rand(-(t\w+|(mstd|p)\d+(\.\d+)?|(mmax|inc|m|n)\d+))*$")
 
 
-class RecipeError(SsldZooError, ValueError):
-    """A recipe file or override that cannot be used; the message names the file and the key."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SsldZooError
+from ..errors import CacheError
 from ..files import file_sha256
 from .data import ImageDataset, Images, SeedWords, Transform, View, _DECODE_ERRORS, sample_seed
 from .recipe import DataSource, Recipe
@@ -41,8 +41,6 @@ SHARD_IMAGES = 32768  # images per shard, rounded up to whole teacher batches
 _DTYPES = {"F16": np.float16, "I16": np.int16, "I32": np.int32, "I64": np.int64}
 
 
-class CacheError(SsldZooError):
-    """A soft-label cache that is missing, damaged, or was made for another teacher, transform or data."""
 
 
 # -- identities ---------------------------------------------------------------------------------------------------
@@ -205,9 +203,9 @@ def open_cache(recipe: Recipe, teacher: nn.Module, data_root: Any = None,
     _check_files(folder, manifest)
     recorded, wanted = manifest["teacher"], teacher_identity(recipe, teacher)
     if recorded != wanted:
-        raise CacheError(f"The soft-label cache {folder} was made with teacher {_describe(recorded)}, but this recipe's "
-                         f"teacher is {_describe(wanted)}. Write a cache for this teacher: `ssld-zoo cache RECIPE.yaml "
-                         "--out NEW_DIR`.")
+        raise CacheError(f"The soft-label cache {folder} was made with teacher {_describe(recorded)}, but this "
+                         f"recipe's teacher is {_describe(wanted)}. Write a cache for this teacher: `ssld-zoo cache "
+                         "RECIPE.yaml --out NEW_DIR`.")
     if manifest["transform"] != transform_identity(recipe):
         raise CacheError(f"The soft-label cache {folder} was made with another transform ({manifest['transform']}) "
                          f"than this recipe's ({transform_identity(recipe)}); the stored views would not be the "
