@@ -22,6 +22,11 @@ T = TypeVar("T")
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
+def _about(hub: HubFile) -> dict[str, str | None]:
+    """The structured attributes of an error about `hub`'s file."""
+    return {"repo_id": hub.repo_id, "filename": hub.filename, "revision": hub.revision}
+
+
 def _describe(hub: HubFile) -> str:
     return f"file '{hub.filename}' of repo '{hub.repo_id}' at revision '{hub.revision or 'main'}'"
 
@@ -40,11 +45,11 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
     except RevisionNotFoundError:
         raise WeightsUnavailableError(f"Revision '{hub.revision}' does not exist in repo '{hub.repo_id}' on "
                                       f"{constants.ENDPOINT} (needed for {what}). The pinned revision may have been "
-                                      "removed; upgrade ssld_zoo or pin another revision.") from None
+                                      "removed; upgrade ssld_zoo or pin another revision.", **_about(hub)) from None
     except RepositoryNotFoundError:
         raise WeightsUnavailableError(f"Repo '{hub.repo_id}' was not found on {constants.ENDPOINT} (needed for "
                                       f"{what}). Check the name, HF_ENDPOINT, and your token if the repo is "
-                                      "private.") from None
+                                      "private.", **_about(hub)) from None
     except LocalEntryNotFoundError:
         reason = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
                   else f"the Hub at {constants.ENDPOINT} could not be reached")
@@ -53,9 +58,9 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
             f"Cannot get {what}: {reason} and it is not in the cache ({cache_dir or constants.HF_HUB_CACHE}). "
             f"On a machine with network access run `ssld-zoo download {name} --to DIR`, copy DIR here and use "
             f"`ssld_zoo.create('{name}', pretrained='DIR/{name}')`; or set HF_ENDPOINT to a reachable "
-            "mirror.") from None
+            "mirror.", **_about(hub)) from None
     except EntryNotFoundError:
-        raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} has no {what}.") from None
+        raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} has no {what}.", **_about(hub)) from None
 
 
 def use_verified(path: Path, use: Callable[[Path], T], sha256: str | None,
@@ -101,12 +106,13 @@ def fetch_verified(hub: HubFile, use: Callable[[Path], T], *, cache_dir: str | o
         return result  # type: ignore[return-value]
     if constants.HF_HUB_OFFLINE:
         raise IntegrityError(f"The cached copy of {_describe(hub)} at {path} is corrupt ({problem}) and cannot be "
-                             "downloaded again because HF_HUB_OFFLINE is set. Unset it to repair the cache.")
+                             "downloaded again because HF_HUB_OFFLINE is set. Unset it to repair the cache.",
+                             **_about(hub), path=str(path))
     path = hub_download(hub, cache_dir=cache_dir, force=True, model=model)
     result, problem = use_verified(path, use, hub.sha256, hub.size)
     if problem is not None:
         raise IntegrityError(f"Downloaded {_describe(hub)} twice and it does not match the catalogue: {problem}. "
-                             "The Hub copy or the pinned hash is wrong; please report it.")
+                             "The Hub copy or the pinned hash is wrong; please report it.", **_about(hub))
     return result  # type: ignore[return-value]
 
 

@@ -115,7 +115,8 @@ class ModelEntry:
         tag = tag or self.default_weight
         if tag not in self.weights:
             raise UnknownModelError(
-                f"Model '{self.name}' has no weights tagged '{tag}'. Known tags: {', '.join(sorted(self.weights))}.")
+                f"Model '{self.name}' has no weights tagged '{tag}'. Known tags: {', '.join(sorted(self.weights))}.",
+                key=f"{self.name}.{tag}")
         return self.weights[tag]
 
 
@@ -324,7 +325,7 @@ def _get(name: str) -> tuple[ModelEntry, str | None]:
         same_stem = sorted(n for n in entries if n.startswith(stem))
         close = list(dict.fromkeys(same_stem + difflib.get_close_matches(base, list(entries), n=3, cutoff=0.5)))[:3]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise UnknownModelError(f"Unknown model '{base}'.{hint} `ssld-zoo list` shows every model.")
+        raise UnknownModelError(f"Unknown model '{base}'.{hint} `ssld-zoo list` shows every model.", key=base)
     return entries[base], tag or None
 
 

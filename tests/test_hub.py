@@ -166,3 +166,11 @@ def test_cache_dir_argument_is_honoured(fake_hub, tmp_path, hf_env):
     path = zoo_hub.hub_download(pinned(commit), cache_dir=tmp_path / "elsewhere")
     assert str(path).startswith(str(tmp_path / "elsewhere"))
     assert not (hf_env / "hub").exists()
+
+
+def test_hub_errors_carry_repo_filename_and_revision(fake_hub):
+    missing = HubFile("nobody/nothing", "model.safetensors", "0" * 40, None, None)
+    with pytest.raises(WeightsUnavailableError) as caught:
+        zoo_hub.hub_download(missing)
+    assert (caught.value.repo_id, caught.value.filename, caught.value.revision) == (
+        "nobody/nothing", "model.safetensors", "0" * 40)
