@@ -32,8 +32,9 @@ import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 import ssld_zoo  # noqa: E402
-from ssld_zoo import hub, registry  # noqa: E402
-from ssld_zoo.hub_layout import download_folder  # noqa: E402
+from ssld_zoo.catalogue import registry  # noqa: E402
+from ssld_zoo.weights import hub  # noqa: E402
+from ssld_zoo.weights.layout import download_folder  # noqa: E402
 
 
 def publish(names: list[str]) -> None:

@@ -15,7 +15,7 @@ import torch
 
 import ssld_zoo
 from ssld_zoo.data.cifar import load_cifar10
-from ssld_zoo.registry import get_weight_entry
+from ssld_zoo.catalogue.registry import get_weight_entry
 
 DATASET = "cifar10-jpeg-q75-test"
 TEACHERS = ("resnet20_cifar", "resnet32_cifar", "resnet44_cifar", "resnet56_cifar")

@@ -51,7 +51,7 @@ class Point:
 def imagenet_models() -> dict[str, tuple[str, float]]:
     """Catalogue models whose default weights have a PaddleClas-reported ImageNet top-1: name -> (family, top-1)."""
     sys.path.insert(0, str(ROOT))
-    from ssld_zoo.registry import iter_models
+    from ssld_zoo.catalogue.registry import iter_models
     models = {}
     for entry in iter_models():
         reported = entry.weight().data["metrics"]["paddle_reported"]

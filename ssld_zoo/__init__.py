@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ssld_zoo.version import __version__
 
 _LAZY = {
-    "create": "factory", "get_transform": "factory",
-    "list_models": "registry", "model_info": "registry", "add_catalogue": "registry",
+    "create": "models.factory", "get_transform": "data.transforms",
+    "list_models": "catalogue.registry", "model_info": "catalogue.registry", "add_catalogue": "catalogue.registry",
     "SsldZooError": "errors", "UnknownModelError": "errors", "WeightsUnavailableError": "errors",
     "OfflineError": "errors", "IntegrityError": "errors", "InvalidWeightsError": "errors",
     "UnsafePickleError": "errors", "ConversionError": "errors", "PublishError": "errors", "CatalogueError": "errors",
-    "stage_param_groups": "backbones", "fpn_backbone": "backbones", "LR_MULTS": "backbones",
+    "stage_param_groups": "tools.backbones", "fpn_backbone": "tools.backbones", "LR_MULTS": "tools.backbones",
 }
 __all__ = ["__version__", *_LAZY]
 
@@ -31,6 +31,6 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-from . import _timm_hook  # noqa: E402
+from ssld_zoo import _timm_hook  # noqa: E402
 
 _timm_hook.install()

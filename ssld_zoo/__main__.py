@@ -1,6 +1,6 @@
 """`python -m ssld_zoo` is the `ssld-zoo` command."""
 import sys
 
-from .cli import main
+from ssld_zoo.cli import main
 
 sys.exit(main())

@@ -2,7 +2,8 @@
 
 timm has no plugin discovery, so a module has to register names before `timm.create_model` can find them. To keep
 `import ssld_zoo` free of torch and timm, a `sys.meta_path` finder wraps timm's loader and imports
-`ssld_zoo.models` right after timm finishes loading. If timm is already imported, registration happens at once.
+`ssld_zoo.models` (and `ssld_zoo.convert`, whose first-use conversion `pretrained=True` may need) right after timm
+finishes loading. If timm is already imported, registration happens at once.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from types import ModuleType
 
 
 def _register() -> None:
+    import ssld_zoo.convert  # noqa: F401  (plugs the first-use conversion of PaddleClas files into the weights layer)
     import ssld_zoo.models  # noqa: F401  (registers every zoo model with timm)
 
 

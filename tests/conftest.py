@@ -40,6 +40,18 @@ def isolated_paddle_origin(tmp_path_factory: pytest.TempPathFactory, monkeypatch
     return PADDLE_HOST
 
 
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder (`$SSLD_ZOO_DATA`, which `.ci/run` sets); the one rule for tests that read real data:
+    without it they fail, naming the variable, rather than skip."""
+    from ssld_zoo.paths import find_data_file
+    found = find_data_file("cifar10/cifar10_jpegbytes_test.npz")
+    if not isinstance(found, Path):
+        pytest.fail(f"This test reads the shared CIFAR-10 data: {found.reason}. Set SSLD_ZOO_DATA to the shared data "
+                    "folder (`SSLD_ZOO_DATA=../shared/data python -m pytest`, as .ci/run does).", pytrace=False)
+    return found.parents[1]
+
+
 @pytest.fixture
 def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """HF_HOME in a temp folder, offline mode off; `huggingface_hub.constants` (read at import) follow."""
@@ -79,7 +91,7 @@ def sha256(data: bytes) -> str:
 @pytest.fixture
 def extra_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """Write a catalogue with one tiny model (`tiny_resnet_ssld`, timm `test_resnet`) and layer it on top."""
-    from ssld_zoo import registry
+    from ssld_zoo.catalogue import registry
     builtin = json.loads(registry.BUILTIN_CATALOGUE.read_text())
     template = builtin["models"]["resnet50d_ssld"]
 

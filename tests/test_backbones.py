@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import ssld_zoo
-from ssld_zoo.backbones import LR_MULTS, fpn_backbone, split_stages, stage_param_groups
+from ssld_zoo.tools.backbones import LR_MULTS, fpn_backbone, split_stages, stage_param_groups
 
 # one model per family; stage counts are stem + feature levels (PaddleClas's 5 for ResNet-vd, PP-HGNet, ...)
 FAMILIES = {

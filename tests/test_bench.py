@@ -9,7 +9,7 @@ import pytest
 import timm
 import torch
 
-from ssld_zoo import bench
+from ssld_zoo.tools import bench
 from ssld_zoo.cli import main
 from ssld_zoo.errors import SsldZooError
 

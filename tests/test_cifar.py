@@ -14,12 +14,12 @@ import torch
 
 import ssld_zoo
 from ssld_zoo.cli import main
-from ssld_zoo.data import resolve_data_root
+from ssld_zoo.paths import resolve_data_root
 from ssld_zoo.errors import DataError
 from ssld_zoo.data.cifar import CLASSES, load_cifar10
 from ssld_zoo.errors import IntegrityError, WeightsUnavailableError
-from ssld_zoo.hub_layout import download_folder
-from ssld_zoo.registry import get_weight_entry
+from ssld_zoo.weights.layout import download_folder
+from ssld_zoo.catalogue.registry import get_weight_entry
 
 TEACHERS = ("resnet20_cifar", "resnet32_cifar", "resnet44_cifar", "resnet56_cifar")
 # Correct top-1 predictions on the first 200 test images of every class (2000 images), measured once with

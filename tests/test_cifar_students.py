@@ -6,7 +6,7 @@ import pytest
 
 import ssld_zoo
 from ssld_zoo.data.cifar import load_cifar10
-from ssld_zoo.registry import get_model_entry
+from ssld_zoo.catalogue.registry import get_model_entry
 from ssld_zoo.train.demo import accuracy, predict
 
 STUDENTS = [f"resnet20_cifar.{tag}" for tag in get_model_entry("resnet20_cifar").weights

@@ -13,7 +13,7 @@ from conftest import run_python
 from paddle_oracle import Case, build_paddle_model, paddle_outputs
 from ssld_zoo.cli import main
 from ssld_zoo.files import file_sha256
-from ssld_zoo.publish import publish_folder
+from ssld_zoo.weights.publish import publish_folder
 
 CASE = Case("lcnet_050_ssld", "legendary_models.pp_lcnet", "PPLCNet_x0_5", stages=[])
 REPO = "ssld-zoo/lcnet_050_ssld.ssld_in1k"
@@ -102,6 +102,6 @@ def test_missing_file_and_unknown_model_are_one_line(capsys, tmp_path, paddle_fi
 def test_every_paddleclas_catalogue_model_has_a_converter():
     import ssld_zoo
     from ssld_zoo.convert import supported_models
-    from ssld_zoo.registry import get_weight_entry
+    from ssld_zoo.catalogue.registry import get_weight_entry
     paddle = [n for n in ssld_zoo.list_models() if get_weight_entry(n).data["origin"]["format"] == "pdparams"]
     assert supported_models() == paddle and len(paddle) == 30

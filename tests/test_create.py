@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 import ssld_zoo
 from ssld_zoo.errors import IntegrityError, InvalidWeightsError, WeightsUnavailableError
-from ssld_zoo.hub_layout import download_folder
+from ssld_zoo.weights.layout import download_folder
 
 TINY = "tiny_resnet_ssld"
 

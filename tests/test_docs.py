@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from conftest import REPO_ROOT
 
-from ssld_zoo import cards
+from ssld_zoo.weights import cards
 
-REGENERATE = "run `python -m ssld_zoo.cards` and commit the result"
+REGENERATE = "run `python -m ssld_zoo.weights.cards` and commit the result"
 
 
 def test_readme_model_table_is_current():

@@ -1,5 +1,5 @@
-"""`ssld-zoo eval` / `ssld_zoo.evaluate.evaluate`: real shipped CIFAR-10 students on the real test images, the same
-images as PNG files in every supported folder layout, and one clear error for each kind of bad input.
+"""`ssld-zoo eval` / `ssld_zoo.tools.evaluate.evaluate`: real shipped CIFAR-10 students on the real test images, the
+same images as PNG files in every supported folder layout, and one clear error for each kind of bad input.
 
 The reference predictions come from `ssld_zoo.train.demo.predict` (uint8 pixels normalised by hand, no timm
 transform): an independent path to the same numbers.
@@ -25,9 +25,9 @@ from ssld_zoo.cli import main
 from ssld_zoo.errors import DataError
 from ssld_zoo.data.cifar import CLASSES, load_cifar10
 from ssld_zoo.errors import InvalidWeightsError, UnknownModelError
-from ssld_zoo.evaluate import EvaluationError, evaluate
-from ssld_zoo.hub_layout import download_folder
-from ssld_zoo.registry import get_weight_entry
+from ssld_zoo.tools.evaluate import EvaluationError, evaluate
+from ssld_zoo.weights.layout import download_folder
+from ssld_zoo.catalogue.registry import get_weight_entry
 from ssld_zoo.train.demo import predict
 
 STUDENT = "resnet20_cifar.sup_cifar10"

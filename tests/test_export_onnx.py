@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 
 import ssld_zoo
 from ssld_zoo.cli import main
-from ssld_zoo.onnx_export import OnnxExportError, export_onnx, read_metadata
-from ssld_zoo.registry import get_weight_entry
+from ssld_zoo.tools.onnx_export import OnnxExportError, export_onnx, read_metadata
+from ssld_zoo.catalogue.registry import get_weight_entry
 
 CIFAR_STUDENT = "resnet20_cifar.sup_cifar10"
 
@@ -89,7 +89,7 @@ def test_families_match_onnxruntime(name: str, tmp_path: Path) -> None:
     assert_close_to_torch(out, model, torch.randn(2, 3, 64, 64))
     meta = read_metadata(out)
     assert meta["input_size"] == [3, 64, 64] and meta["weights"] == str(weights)
-    assert meta["weights_sha256"] == ssld_zoo.hub.file_sha256(weights)
+    assert meta["weights_sha256"] == ssld_zoo.weights.hub.file_sha256(weights)
     assert meta["crop_pct"] == get_weight_entry(name).preprocessing["crop_pct"]
 
 

@@ -14,7 +14,7 @@ import torch
 import ssld_zoo
 from paddle_oracle import Case, build_paddle_model, paddle_outputs
 from ssld_zoo.errors import IntegrityError, OfflineError
-from ssld_zoo.origin import cache_root
+from ssld_zoo.convert.first_use import cache_root
 
 NAME = "resnet34d_ssld"
 URL_PATH = "dygraph/legendary_models/ResNet34_vd_ssld_pretrained.pdparams"

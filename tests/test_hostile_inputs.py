@@ -21,7 +21,7 @@ Setup = Callable[[Path], list[str]]
 
 def _recipe(tmp: Path, **changes: object) -> str:
     """A shipped CIFAR recipe with `changes` (dotted keys), written to tmp/recipe.yaml."""
-    from ssld_zoo.shipped import recipes_dir
+    from ssld_zoo.catalogue.shipped import recipes_dir
     from ssld_zoo.train.recipe import apply_overrides
     raw = yaml.safe_load((recipes_dir() / "cifar10" / "b_ssld.yaml").read_text())
     raw = apply_overrides(raw, [f"{k}={v}" for k, v in changes.items()])

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import run_python, sha256
 
-from ssld_zoo import hub as zoo_hub
+from ssld_zoo.weights import hub as zoo_hub
 from ssld_zoo.errors import IntegrityError, WeightsUnavailableError
-from ssld_zoo.registry import HubFile
+from ssld_zoo.catalogue.registry import HubFile
 
 REPO = "ssld-zoo/tiny.ssld_in1k"
 V1, V2 = b"weights v1 " * 1000, b"weights v2 " * 1500
@@ -43,8 +43,8 @@ def test_small_non_lfs_file_is_served_directly(fake_hub):
 def fetch_in_subprocess(hub_file: HubFile, offline: bool) -> str:
     """`fetch_verified` in a fresh interpreter (HF_HUB_OFFLINE is read when huggingface_hub is imported)."""
     code = f"""
-from ssld_zoo import hub
-from ssld_zoo.registry import HubFile
+from ssld_zoo.weights import hub
+from ssld_zoo.catalogue.registry import HubFile
 from ssld_zoo.errors import SsldZooError
 try:
     print("OK", len(hub.fetch_verified(HubFile(*{dataclasses.astuple(hub_file)!r}), lambda p: p.read_bytes(),

@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.network  # installs huggingface_hub 0.3x from PyPI once (cached in .ci-cache/)
 
 TARGET = REPO_ROOT / ".ci-cache" / "hub0x"
 SPEC = "huggingface-hub>=0.34,<1.0"

@@ -16,15 +16,13 @@ import torch
 from PIL import Image, ImageEnhance
 
 from ssld_zoo.cli import main
-from ssld_zoo.data import find_data_file
 from ssld_zoo.errors import DataError
 from ssld_zoo.errors import SsldZooError
-from ssld_zoo.mine import MineError, MineSettings, MineState, hamming, mine, output_paths, phash
+from ssld_zoo.tools.mine import MineError, MineSettings, MineState, hamming, mine, output_paths, phash
 from ssld_zoo.train.data import open_source
 from ssld_zoo.train.recipe import DataSource
 
-pytestmark = pytest.mark.skipif(not isinstance(find_data_file("cifar10/cifar10_jpegbytes_test.npz"), Path),
-                                reason="needs the CIFAR-10 packs in $SSLD_ZOO_DATA")
+pytestmark = pytest.mark.usefixtures("shared_data")  # fails, naming SSLD_ZOO_DATA, without it
 
 EVAL = range(200)  # cifar10:test/0..199 are the evaluation images
 PLANTED = {"exact_3.png": 3, "brighter_7.jpg": 7, "shifted_11.png": 11}  # copies of evaluation images in the pool

@@ -6,7 +6,10 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.wheel
 
 
 def test_wheel_contents(tmp_path):
@@ -15,7 +18,7 @@ def test_wheel_contents(tmp_path):
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("ssld_zoo-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "ssld_zoo/catalogue.json" in names and "ssld_zoo/models/mobilenetv3.py" in names
+    assert "ssld_zoo/catalogue/catalogue.json" in names and "ssld_zoo/models/mobilenetv3.py" in names
     assert not any(n.startswith(("tests/", "weights/", "recipes/", "benchmarks/")) for n in names)
     assert {"ssld_zoo/_shipped/recipes/cifar10/d_ssld_1k_unlabeled.yaml",
             "ssld_zoo/_shipped/weights/resnet20_cifar.sup_cifar10/model.safetensors"} <= names

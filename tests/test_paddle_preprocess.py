@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 import ssld_zoo
-from ssld_zoo import registry
+from ssld_zoo.catalogue import registry
+from ssld_zoo.convert.paddle_check import paddleclas_folder
 from ssld_zoo.data.paddle_preprocess import PaddleEvalTransform
 from ssld_zoo.errors import MissingDependencyError
 
@@ -26,10 +27,10 @@ pytest.importorskip("paddle", reason="paddle is part of the paddle extra")  # in
 
 
 def _paddleclas_deploy() -> Path:
-    spec = importlib.util.find_spec("paddleclas")  # finds the package without running its __init__
-    if spec is None or not spec.submodule_search_locations:
+    folder = paddleclas_folder()  # found without running the package's __init__
+    if folder is None:
         pytest.fail("paddleclas 2.6.0 is the oracle: pip install --no-deps paddleclas==2.6.0 (as .ci/run does)")
-    return Path(list(spec.submodule_search_locations)[0]) / "deploy" / "python"
+    return folder / "deploy" / "python"
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +177,7 @@ def test_missing_opencv_is_named(monkeypatch):
 
 def test_eval_cli_with_paddle_preprocessing_on_cifar(tmp_path, capsys):
     """`ssld-zoo eval --preprocess paddle`: CIFAR JPEG bytes decoded by OpenCV, the same top-1 path as timm's."""
-    from ssld_zoo.evaluate import evaluate
+    from ssld_zoo.tools.evaluate import evaluate
     paddle = evaluate("resnet20_cifar.sup_cifar10", "cifar10:test", limit=200, workers=0, preprocess="paddle")
     timm = evaluate("resnet20_cifar.sup_cifar10", "cifar10:test", limit=200, workers=0)
     assert paddle["preprocessing"]["preprocess"] == "paddle" and paddle["preprocessing"]["resize_short"] == 32

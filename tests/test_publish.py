@@ -12,8 +12,8 @@ from safetensors.numpy import save_file
 
 from ssld_zoo.cli import main
 from ssld_zoo.errors import IntegrityError, InvalidWeightsError, PublishError
-from ssld_zoo.publish import PUBLISHED_FILES, publish_folder
-from ssld_zoo.weights import CONFIG_FILE, WEIGHTS_FILE
+from ssld_zoo.weights.publish import PUBLISHED_FILES, publish_folder
+from ssld_zoo.weights.sources import CONFIG_FILE, WEIGHTS_FILE
 
 REPO = "ssld-zoo/tiny.ssld_in1k"
 CARD = "---\nlicense: apache-2.0\nlibrary_name: timm\n---\n# tiny\n"

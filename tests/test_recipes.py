@@ -13,7 +13,7 @@ import torch
 from conftest import REPO_ROOT
 
 import ssld_zoo  # noqa: F401  (registers the zoo architectures with timm)
-from ssld_zoo import registry
+from ssld_zoo.catalogue import registry
 from ssld_zoo.train.recipe import Recipe, expand_env, load_recipe
 
 RECIPES = REPO_ROOT / "recipes"

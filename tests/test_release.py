@@ -14,10 +14,10 @@ from safetensors.torch import load_file, save_file
 
 import ssld_zoo
 from paddle_oracle import build_paddle_model, case_for
-from ssld_zoo import registry
+from ssld_zoo.catalogue import registry
 from ssld_zoo.cli import main as cli
-from ssld_zoo.download import partial_path
-from ssld_zoo.release import Release, apply_update, tensor_differences
+from ssld_zoo.weights.download import partial_path
+from ssld_zoo.tools.release import Release, apply_update, tensor_differences
 
 pytest.importorskip("paddle", reason="paddle is part of the paddle extra, installed by .ci/run")
 

@@ -27,7 +27,7 @@ from ssld_zoo.train.recipe import RecipeError, load_recipe, parse_recipe
 from ssld_zoo.train.soft_labels import CacheError, CachedDataset, open_cache, shard_name
 from train_support import python_env, run_module
 
-pytestmark = pytest.mark.skipif(not os.environ.get("SSLD_ZOO_DATA"), reason="needs SSLD_ZOO_DATA (set by .ci/run)")
+pytestmark = pytest.mark.usefixtures("shared_data")  # fails, naming SSLD_ZOO_DATA, without it
 
 RAW: dict[str, Any] = {
     "name": "cached_student",

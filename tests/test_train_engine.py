@@ -20,7 +20,7 @@ from train_support import TinyData, base_recipe, python_env, run_module, write_i
 
 import ssld_zoo
 from ssld_zoo.train import TrainingDivergedError, plot_run, train
-from ssld_zoo.train.__main__ import main
+from ssld_zoo.train.command import main
 from ssld_zoo.train.checkpoint import CheckpointError
 from ssld_zoo.train.engine import RunSetupError
 from ssld_zoo.train.models import ModelBuildError

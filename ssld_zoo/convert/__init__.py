@@ -15,18 +15,21 @@ import os
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
-from ..errors import ConversionError
-from ._base import CONVERTERS, Arrays, fit_to_model, to_torch_layout
-from .pdparams import read_pdparams
+from ssld_zoo.catalogue.registry import WeightEntry
+from ssld_zoo.errors import ConversionError
+from ssld_zoo.weights.sources import register_origin_loader
+from ssld_zoo.convert._base import CONVERTERS, Arrays, fit_to_model, to_torch_layout
+from ssld_zoo.convert.pdparams import read_pdparams
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = ["convert_pdparams", "convert_state_dict", "convert_to_folder", "read_pdparams", "supported_models"]
 
-_NOT_FAMILIES = ("pdparams",)
+T = TypeVar("T")
+_NOT_FAMILIES = ("pdparams", "first_use", "paddle_check")  # modules of this package that convert no family
 
 
 def _load_families() -> None:
@@ -46,7 +49,7 @@ def convert_state_dict(paddle: Arrays, name: str) -> dict[str, "torch.Tensor"]:
     """Convert a PaddleClas state dict (`{structured name: array}`) to the state dict of zoo model `name`."""
     import torch
 
-    from ..registry import get_model_entry
+    from ssld_zoo.catalogue.registry import get_model_entry
     entry = get_model_entry(name)
     _load_families()
     if entry.name not in CONVERTERS:
@@ -78,11 +81,11 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
     file's sha256 when the caller has already computed it."""
     from safetensors.torch import save_file
 
-    from ..files import canonical_safetensors, file_sha256
-    from ..hub_layout import temporary_weights_path, write_folder
+    from ssld_zoo.files import canonical_safetensors, file_sha256
+    from ssld_zoo.weights.layout import temporary_weights_path, write_folder
     folder = Path(out).expanduser()
     if folder.exists() and not folder.is_dir():
-        from ..errors import FileSystemError
+        from ssld_zoo.errors import FileSystemError
         raise FileSystemError(f"--out {folder} is a file; conversion writes a folder (model.safetensors, config.json, "
                               "README.md). Choose another path or remove the file.", path=str(folder))
     tensors = convert_pdparams(pdparams, name)
@@ -96,3 +99,11 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
         raise
     sha256, size = write_folder(name, folder, tmp, origin_sha256=origin_sha256)
     return ConvertedFolder(folder, sha256, size, origin_sha256)
+
+
+def _convert_on_first_use(weight: WeightEntry, use: Callable[[Path], T]) -> T:
+    from ssld_zoo.convert.first_use import load_converted_origin
+    return load_converted_origin(weight, use)
+
+
+register_origin_loader("pdparams", _convert_on_first_use)  # `create(name, pretrained=True)` before publication

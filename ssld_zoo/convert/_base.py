@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 
-from ..errors import ConversionError
+from ssld_zoo.errors import ConversionError
 
 Arrays = dict[str, np.ndarray]
 Replacement = Union[str, Callable[["re.Match[str]"], str]]
@@ -144,5 +144,5 @@ def _sample(keys: Sequence[str], n: int = 3) -> str:
 
 
 def _paddle_name(name: str) -> str:
-    from ..registry import get_model_entry
+    from ssld_zoo.catalogue.registry import get_model_entry
     return f"PaddleClas {get_model_entry(name).data.get('paddle_name') or name}"

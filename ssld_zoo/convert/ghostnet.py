@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 
-from ._base import Arrays, Replacement, converter, rename, stage_index, target_shapes
+from ssld_zoo.convert._base import Arrays, Replacement, converter, rename, stage_index, target_shapes
 
 _BLOCK_OF = stage_index((1, 1, 1, 1, 1, 1, 5, 1, 4))
 _BN_EPS = 1e-5

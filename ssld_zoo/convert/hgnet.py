@@ -20,7 +20,7 @@ tiny and small (`dropout_prob=0.0`) and every PP-HGNetV2 (`dropout_prob=0.0`) ne
 """
 from __future__ import annotations
 
-from ._base import Arrays, converter, fold_inference_dropout, rename
+from ssld_zoo.convert._base import Arrays, converter, fold_inference_dropout, rename
 
 _DROPOUT = {"hgnet_tiny_ssld": 0.0, "hgnet_small_ssld": 0.0, "hgnet_base_ssld": 0.2}
 _HGNETV2 = tuple(f"hgnetv2_b{i}_ssld" for i in range(7))

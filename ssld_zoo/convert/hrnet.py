@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ConversionError
-from ._base import Arrays, converter, rename
+from ssld_zoo.errors import ConversionError
+from ssld_zoo.convert._base import Arrays, converter, rename
 
 
 def _fuse_paths(branches: int) -> list[str]:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ConversionError
-from ._base import Arrays, converter, fill, fold_inference_dropout, rename, stage_index, target_shapes
+from ssld_zoo.errors import ConversionError
+from ssld_zoo.convert._base import Arrays, converter, fill, fold_inference_dropout, rename, stage_index, target_shapes
 
 # PaddleClas head dropout probability, applied as x * (1 - p) at inference (downscale_in_infer).
 _DROPOUT = 0.2

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from ._base import Arrays, Rule, converter, fold_inference_dropout, rename, stage_index
+from ssld_zoo.convert._base import Arrays, Rule, converter, fold_inference_dropout, rename, stage_index
 
 _CONV = r"(?:conv|_conv)"
 _BN = r"(?:bn|_batch_norm)"

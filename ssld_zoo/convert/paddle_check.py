@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from ssld_zoo.errors import MissingDependencyError
 
 if TYPE_CHECKING:
     import torch
@@ -138,11 +138,11 @@ PADDLE_MODELS: dict[str, PaddleModel] = {
 
 def paddle_available() -> bool:
     """True when paddlepaddle and the paddleclas wheel are both installed (nothing is imported)."""
-    return importlib.util.find_spec("paddle") is not None and _paddleclas_folder() is not None
+    return importlib.util.find_spec("paddle") is not None and paddleclas_folder() is not None
 
 
 @functools.lru_cache(maxsize=1)
-def _paddleclas_folder() -> Path | None:
+def paddleclas_folder() -> Path | None:
     """The installed paddleclas package folder, found before `ppcls_backbone` puts it on `sys.path` (where its own
     `paddleclas.py` would then shadow the package)."""
     spec = importlib.util.find_spec("paddleclas")  # finds the package without running its __init__
@@ -155,7 +155,7 @@ def _paddleclas_folder() -> Path | None:
 @functools.lru_cache(maxsize=None)
 def ppcls_backbone(module: str) -> Any:
     """`ppcls.arch.backbone.<module>` from the installed paddleclas wheel."""
-    folder = _paddleclas_folder()
+    folder = paddleclas_folder()
     if folder is None or importlib.util.find_spec("paddle") is None:
         raise MissingDependencyError(f"Checking against PaddleClas needs paddlepaddle and paddleclas: {INSTALL_HINT}.",
                                      package="paddleclas")
@@ -281,8 +281,8 @@ def check_converted(arrays: dict[str, np.ndarray], name: str, *, converted: dict
     import paddle
     import torch
 
-    from . import convert_state_dict
-    from ..registry import get_model_entry
+    from ssld_zoo.convert import convert_state_dict
+    from ssld_zoo.catalogue.registry import get_model_entry
     base = get_model_entry(name).name
     if base not in PADDLE_MODELS:
         raise KeyError(f"no PaddleClas oracle is known for '{base}'")

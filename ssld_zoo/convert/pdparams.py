@@ -27,7 +27,7 @@ from typing import IO, Any, Callable
 
 import numpy as np
 
-from ..errors import InvalidWeightsError, UnsafePickleError
+from ssld_zoo.errors import InvalidWeightsError, UnsafePickleError
 
 try:
     from numpy._core.multiarray import _reconstruct

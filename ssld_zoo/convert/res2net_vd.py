@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ._base import Arrays, converter, rename
+from ssld_zoo.convert._base import Arrays, converter, rename
 
 _STEM = {"1": ("conv1.0", "conv1.1"), "2": ("conv1.3", "conv1.4"), "3": ("conv1.6", "bn1")}
 _BLOCK = {"conv0": ("conv1", "bn1"), "conv2": ("conv3", "bn3"), "short": ("downsample.1", "downsample.2")}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ._base import Arrays, converter, rename, stage_index
+from ssld_zoo.convert._base import Arrays, converter, rename, stage_index
 
 _DEPTHS = {"resnet34d_ssld": (3, 4, 6, 3), "resnet50d_ssld": (3, 4, 6, 3), "resnet101d_ssld": (3, 4, 23, 3)}
 _STEM = {"1": ("conv1.0", "conv1.1"), "2": ("conv1.3", "conv1.4"), "3": ("conv1.6", "bn1")}

@@ -28,8 +28,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from ..errors import DataError
-from . import SHARED_DATA, Missing, find_data_file
+from ssld_zoo.errors import DataError
+from ssld_zoo.paths import SHARED_DATA, Missing, find_data_file
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..errors import DataError, MissingDependencyError
+from ssld_zoo.errors import DataError, MissingDependencyError
 
 if TYPE_CHECKING:
     import torch

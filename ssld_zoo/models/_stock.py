@@ -9,8 +9,8 @@ from typing import Any
 
 from timm.models import get_pretrained_cfg, is_model, model_entrypoint
 
-from .. import registry
-from ._zoo import register_zoo_model, zoo_default_cfgs
+from ssld_zoo.catalogue import registry
+from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
 _ARCH_FACTS = ("first_conv", "classifier", "pool_size", "min_input_size", "fixed_input_size")
 

@@ -2,7 +2,7 @@
 
 Every zoo name is a timm entrypoint wrapped by `register_zoo_model`. The wrapper resolves the name's pretrained cfg
 (tag and overlay included) and, for `pretrained=True` without an explicit weight file, fetches the catalogue's weights
-through `ssld_zoo.weights` (sha256-checked) before timm builds and loads the model.
+through `ssld_zoo.weights.sources` (sha256-checked) before timm builds and loads the model.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any, Callable
 from timm.models import generate_default_cfgs, register_model
 from timm.models._builder import resolve_pretrained_cfg
 
-from .. import registry
-from ..weights import load_catalogue_weights, pretrained_cfg_for
+from ssld_zoo.catalogue import registry
+from ssld_zoo.weights.sources import load_catalogue_weights, pretrained_cfg_for
 
 ModelFn = Callable[..., Any]
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from timm.models._builder import build_model_with_cfg
 from timm.models.hgnet import HighPerfGpuNet, StemV2, model_cfgs
 
-from ._zoo import register_zoo_model, zoo_default_cfgs
+from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
 __all__ = ['StemV2Paddle', 'HighPerfGpuNetPaddle']
 

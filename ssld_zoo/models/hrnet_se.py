@@ -29,7 +29,7 @@ from timm.models._builder import build_model_with_cfg, pretrained_cfg_for_featur
 from timm.models.hrnet import HighResolutionNet, HighResolutionNetFeatures, cfg_cls
 from timm.models.resnet import BasicBlock, Bottleneck
 
-from ._zoo import register_zoo_model, zoo_default_cfgs
+from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
 __all__ = ['SqueezeExciteLinear', 'SeHighResolutionNet', 'SeHighResolutionNetFeatures']
 

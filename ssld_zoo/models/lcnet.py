@@ -18,7 +18,7 @@ from typing import Any
 
 from timm.models.mobilenetv3 import MobileNetV3, _gen_lcnet
 
-from ._zoo import register_zoo_model, zoo_default_cfgs
+from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
 __all__: list[str] = []
 

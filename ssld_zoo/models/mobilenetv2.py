@@ -17,7 +17,7 @@ from timm.models._builder import build_model_with_cfg
 from timm.models._efficientnet_builder import decode_arch_def
 from timm.models.efficientnet import EfficientNet
 
-from ._zoo import register_zoo_model, zoo_default_cfgs
+from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
 __all__: list[str] = []
 

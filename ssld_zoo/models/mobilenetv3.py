@@ -32,7 +32,7 @@ from timm.models._efficientnet_blocks import SqueezeExcite
 from timm.models._efficientnet_builder import decode_arch_def
 from timm.models.mobilenetv3 import MobileNetV3
 
-from ._zoo import register_zoo_model, zoo_default_cfgs
+from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
 __all__ = ['PaddleHardSigmoid']
 

@@ -22,7 +22,7 @@ from timm.models._builder import build_model_with_cfg
 from timm.models.res2net import Bottle2neck
 from timm.models.resnet import ResNet
 
-from ._zoo import register_zoo_model, zoo_default_cfgs
+from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
 __all__ = ['Bottle2neckVd']
 

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from timm.layers import create_classifier
 from timm.models._builder import build_model_with_cfg
 from timm.models._features import feature_take_indices
+from timm.models import checkpoint_seq
 
-from ._zoo import register_zoo_model, zoo_default_cfgs
+from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
 __all__ = ['ResNetCifar', 'BasicBlockCifar', 'PadShortcut']
 
@@ -95,7 +96,9 @@ class ResNetCifar(nn.Module):
         """
         super().__init__()
         self.num_classes = num_classes
+        self.in_chans = in_chans
         self.drop_rate = drop_rate
+        self.grad_checkpointing = False
 
         dd = dict(device=device, dtype=dtype)
         self.conv1 = nn.Conv2d(in_chans, widths[0], 3, stride=1, padding=1, bias=False, **dd)
@@ -118,6 +121,16 @@ class ResNetCifar(nn.Module):
                 nn.init.kaiming_normal_(m.weight)
 
     @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
+        """Parameter groups for layer-wise learning rates: the stem, then each stage (coarse) or block (fine)."""
+        return dict(stem=r'^conv1|bn1', blocks=r'^layer(\d+)' if coarse else r'^layer(\d+)\.(\d+)')
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the stages' activations in the backward pass instead of storing them."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.linear
 
@@ -127,6 +140,7 @@ class ResNetCifar(nn.Module):
         pool_type = self.global_pool.pool_type if global_pool is None else global_pool
         dd = dict(device=self.conv1.weight.device, dtype=self.conv1.weight.dtype)
         self.global_pool, self.linear = create_classifier(self.num_features, num_classes, pool_type=pool_type, **dd)
+        self.global_pool.train(self.training)
         self.linear.train(self.training)
 
     def forward_intermediates(
@@ -163,8 +177,32 @@ class ResNetCifar(nn.Module):
             return intermediates
         return x, intermediates
 
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, list[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> list[int]:
+        """Drop the stages after the last of `indices` (and the head), as timm's models do; returns the indices kept.
+
+        Args:
+            indices: Take the last n levels if int, all if None, those listed if a sequence.
+            prune_norm: Unused (no final norm layer); kept for the timm interface.
+            prune_head: Also remove the classifier.
+        """
+        take_indices, max_index = feature_take_indices(4, indices)
+        for name in ('layer1', 'layer2', 'layer3')[max_index:]:
+            setattr(self, name, nn.Sequential())  # empty, so the stage loop and checkpoint_seq still run through
+        if max_index < 3:  # the features now end at the last kept level, so the head sized for layer3 goes too
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]['num_chs']
+        if prune_head or max_index < 3:
+            self.reset_classifier(0, '')
+        return take_indices
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv1(x)))
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq([self.layer1, self.layer2, self.layer3], x, flatten=True)
         return self.layer3(self.layer2(self.layer1(x)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -18,7 +18,7 @@ from timm.layers import get_norm_layer
 from timm.models._builder import build_model_with_cfg
 from timm.models.resnet import BasicBlock, ResNet, downsample_avg
 
-from ._zoo import register_zoo_model, zoo_default_cfgs
+from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
 __all__ = ['ResNetVd']
 

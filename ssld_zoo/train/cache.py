@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..errors import SsldZooError
+from ssld_zoo.errors import SsldZooError
 
 
 def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root: str | os.PathLike | None = None,
@@ -24,10 +24,10 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
     unfinished one there; returns the folder."""
     import torch
 
-    from ..files import write_text_atomic
-    from . import soft_labels as fmt
-    from .data import Transform, epoch_order, open_source
-    from .models import build_teacher, normalized
+    from ssld_zoo.files import write_text_atomic
+    from ssld_zoo.train import soft_labels as fmt
+    from ssld_zoo.train.data import Transform, epoch_order, open_source
+    from ssld_zoo.train.models import build_teacher, normalized
     if recipe.teacher is None:
         raise fmt.CacheError(f"Recipe '{recipe.name}' has no teacher; a soft-label cache needs one.")
     if out is None and recipe.cache.dir is None:
@@ -81,7 +81,7 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
 
 def _start(folder: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """A new manifest, or the unfinished one in `folder` when it was started with the same settings."""
-    from .soft_labels import MANIFEST, CacheError, read_manifest
+    from ssld_zoo.train.soft_labels import MANIFEST, CacheError, read_manifest
     if not (folder / MANIFEST).exists():
         folder.mkdir(parents=True, exist_ok=True)
         return {**settings, "complete": False, "files": {}}
@@ -100,15 +100,15 @@ class _ShardWriter:
         self.folder, self.manifest = folder, manifest
 
     def finished(self, name: str) -> bool:
-        from ..files import file_sha256
+        from ssld_zoo.files import file_sha256
         record, path = self.manifest["files"].get(name), self.folder / name
         return record is not None and path.is_file() and file_sha256(path) == record["sha256"]
 
     def save(self, name: str, tensors: dict[str, Any], **summary: Any) -> None:
         from safetensors.numpy import save_file
 
-        from ..files import file_sha256, publish, temporary_path, write_text_atomic
-        from .soft_labels import MANIFEST
+        from ssld_zoo.files import file_sha256, publish, temporary_path, write_text_atomic
+        from ssld_zoo.train.soft_labels import MANIFEST
         path = self.folder / name
         tmp = temporary_path(path)
         try:
@@ -131,11 +131,11 @@ class _ViewsOf:
         return len(self.images)
 
     def __getitem__(self, key: tuple[int, tuple[int, int, int]]) -> tuple[int, Any, list[int]]:
-        from .data import _DECODE_ERRORS, View, sample_seed
+        from ssld_zoo.train.data import DECODE_ERRORS, View, sample_seed
         i, words = key
         try:
             im = self.images.image(i)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             return i, None, [-1] * View.FIELDS
         view = self.transform.draw(*im.size, sample_seed(words, i))
         return i, self.transform.apply(im, view), view.as_row()
@@ -178,7 +178,7 @@ class _Labeler:
         and in batches of the teacher batch size (undecodable images are left out of the batch, as in training)."""
         import numpy as np
 
-        from .data import View
+        from ssld_zoo.train.data import View
         k, classes = min(self.recipe.cache.topk, self.teacher.model.num_classes), self.teacher.model.num_classes
         n = len(indices)
         log_probs, top = np.zeros((n, k), np.float16), np.full((n, k), -1, np.int64)
@@ -201,8 +201,8 @@ class _Labeler:
         top-1/top-5 accuracy."""
         import numpy as np
 
-        from .data import ImageDataset
-        from .models import freeze_teacher
+        from ssld_zoo.train.data import ImageDataset
+        from ssld_zoo.train.models import freeze_teacher
         self.teacher.eval()
         dataset = ImageDataset([images], transform)
         predictions = np.full(len(images), -1, np.int64)
@@ -228,8 +228,8 @@ class _Labeler:
 
 def verify(recipe: Any, folder: str | os.PathLike | None, data_root: str | os.PathLike | None) -> dict[str, Any]:
     """Check a finished cache against `recipe` (every sha256, teacher, transform, data); returns its manifest."""
-    from .models import build_teacher
-    from .soft_labels import open_cache
+    from ssld_zoo.train.models import build_teacher
+    from ssld_zoo.train.soft_labels import open_cache
     teacher = build_teacher(recipe.teachers, data_root)
     return open_cache(recipe, teacher, data_root, folder).manifest
 
@@ -255,7 +255,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Path:
     """Write (or verify) the cache as `args` say and print a summary."""
-    from .recipe import load_recipe
+    from ssld_zoo.train.recipe import load_recipe
     recipe = load_recipe(args.recipe, args.overrides)
     if recipe.teacher is None:
         raise SsldZooError(f"Recipe {args.recipe} has no teacher; a soft-label cache needs one.")
@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> Path:
         print(f"{folder}: complete, {len(manifest['files'])} files verified for teacher {recipe.teacher_names}")
         return folder
     folder = write_cache(recipe, args.out, data_root=args.data, device=args.device)
-    from .soft_labels import read_manifest
+    from ssld_zoo.train.soft_labels import read_manifest
     manifest = read_manifest(folder)
     images = sum(s["images"] for s in manifest["sources"])
     size = cache_bytes(folder)
@@ -275,5 +275,5 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "ssld-zoo cache") -> int:
-    from ..cli import run_command
+    from ssld_zoo.console import run_command
     return run_command(add_arguments, run, argv, prog=prog, description="Store a recipe teacher's soft labels once.")

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
-from ..files import atomic_path
+from ssld_zoo.errors import CheckpointError
+from ssld_zoo.files import atomic_path
 
 FORMAT = 1
 CHECKPOINT_FILE = "checkpoint.pt"

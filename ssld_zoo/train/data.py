@@ -24,15 +24,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DataError
-from ..data.cifar import SPLIT_SIZES
-from .losses import IGNORE_LABEL
-from .recipe import Augment, DataSource, expand_env
+from ssld_zoo.errors import DataError
+from ssld_zoo.data.cifar import SPLIT_SIZES
+from ssld_zoo.train.losses import IGNORE_LABEL
+from ssld_zoo.train.recipe import Augment, DataSource, expand_env
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 _CIFAR_ENTRY = re.compile(r"^cifar10:(train|test)/(\d+)$")
-_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST}
 SeedWords = tuple[int, int, int]  # (seed, stage, epoch)
 Key = tuple[int, "SeedWords | None"]  # (sample index, seed words; None for evaluation)
@@ -74,7 +74,7 @@ class Cifar(Images):
     """A CIFAR-10 split from `ssld_zoo.data.cifar` (packed JPEG bytes, decoded on demand)."""
 
     def __init__(self, split: str, data_root: str | os.PathLike | None) -> None:
-        from ..data.cifar import load_cifar10
+        from ssld_zoo.data.cifar import load_cifar10
         self.pack = load_cifar10(split, data_root)
         self.labels = self.pack.labels
 
@@ -111,7 +111,7 @@ class Listed(Images):
 
     def _pack(self, split: str) -> Any:
         if split not in self._packs:
-            from ..data.cifar import load_cifar10
+            from ssld_zoo.data.cifar import load_cifar10
             self._packs[split] = load_cifar10(split, self.data_root)
         return self._packs[split]
 
@@ -130,7 +130,7 @@ class Selection(Images):
         return self.base.encoded(int(self.indices[i]))
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
@@ -138,7 +138,7 @@ def _image_folder(root: Path) -> Files:
     classes = sorted(p for p in root.iterdir() if p.is_dir())
     paths, labels = [], []
     for label, folder in enumerate(classes):
-        files = _image_files(folder)
+        files = image_files(folder)
         paths += files
         labels += [label] * len(files)
     return Files(paths, labels)
@@ -204,7 +204,7 @@ def open_source(source: DataSource, data_root: str | os.PathLike | None = None) 
         elif kind == "imagefolder":
             images = _image_folder(path)
         else:
-            files = _image_files(path)
+            files = image_files(path)
             images = Files(files, [IGNORE_LABEL] * len(files))
     indices = _subset(images, source.subset, where) if source.subset else np.arange(len(images))
     if len(indices) == 0:
@@ -286,7 +286,7 @@ class Transform:
 
     def __init__(self, size: int, augment: Augment, *, train: bool, fill: tuple[int, int, int] = (128, 128, 128)):
         self.size, self.augment, self.train = size, augment, train
-        self.resample = _RESAMPLE[augment.interpolation]
+        self.resample = RESAMPLE[augment.interpolation]
         self.rand_augment = None
         if train and augment.auto_augment:
             from timm.data.auto_augment import rand_augment_transform
@@ -364,7 +364,7 @@ class ImageDataset(torch.utils.data.Dataset):
         decode = getattr(self.transform, "decode", None)  # a transform that decodes the stored bytes by itself
         try:
             im = decode(self.sources[which].encoded(local)) if decode else self.sources[which].image(local)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             return index, None, label
         return index, self.transform(im, None if words is None else sample_seed(words, index)), label
 

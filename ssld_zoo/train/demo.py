@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..errors import SsldZooError
+from ssld_zoo.errors import SsldZooError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def student_recipes(settings: Settings) -> list[tuple[str, Any, str, int]]:
     """(recipe file, recipe, what it trains on, labels used) of each student, made from the CIFAR recipes."""
-    from .recipe import apply_overrides, load_recipe, parse_recipe
+    from ssld_zoo.train.recipe import apply_overrides, load_recipe, parse_recipe
     s, labeled = settings, f"per_class:{settings.labeled_per_class}"
     n_labeled, n_unlabeled = CLASSES * s.labeled_per_class, CLASSES * s.unlabeled_per_class
     unlabeled = f"per_class:{s.labeled_per_class}:{s.labeled_per_class + s.unlabeled_per_class}"
@@ -167,16 +167,16 @@ def student_recipes(settings: Settings) -> list[tuple[str, Any, str, int]]:
 def run_demo(out: Path, settings: Settings, *, data_root: Path | None) -> tuple[list[Row], Path | None]:
     """Train the students in `out`, reload and evaluate them and the teacher; the rows and the plot's path."""
     settings.check()
-    import ssld_zoo
-    from ..data.cifar import load_cifar10
-    from .engine import train
+    from ssld_zoo.models.factory import create
+    from ssld_zoo.data.cifar import load_cifar10
+    from ssld_zoo.train.engine import train
 
     test = load_cifar10("test", data_root)  # fails first, with one clear message, when the data is missing
     _warn_if_busy()
     recipes = student_recipes(settings)
     index = test.indices(f"per_class:{settings.eval_per_class}")
     images, labels = test.decode_all(index), test.labels[index]
-    teacher = ssld_zoo.create(TEACHER, pretrained=True, data_root=data_root)
+    teacher = create(TEACHER, pretrained=True, data_root=data_root)
     start = time.perf_counter()
     teacher_pred = predict(teacher, images)
     rows = [Row(f"{TEACHER} (teacher, akamaster)", "50,000 original CIFAR-10 images", 50000,
@@ -192,7 +192,7 @@ def run_demo(out: Path, settings: Settings, *, data_root: Path | None) -> tuple[
             _check_same_run(run_dir, recipe)
             folder = train(recipe, run_dir, resume=(run_dir / "checkpoint.pt").is_file(), data_root=data_root,
                            device="cpu")
-        student = ssld_zoo.create(recipe.name.split(".")[0], pretrained=str(folder))
+        student = create(recipe.name.split(".")[0], pretrained=str(folder))
         pred = predict(student, images)
         rows.append(Row(recipe.name, trained_on, labels_used, accuracy(pred, labels), accuracy(pred, teacher_pred),
                         time.perf_counter() - start, str(folder)))
@@ -218,7 +218,7 @@ def _warn_if_busy() -> None:
 def _check_same_run(run_dir: Path, recipe: Any) -> None:
     """A half-finished run in `run_dir` must be this recipe's, else it cannot be resumed."""
     import yaml
-    from .engine import RECIPE_FILE, recipe_changes
+    from ssld_zoo.train.engine import RECIPE_FILE, recipe_changes
     saved = run_dir / RECIPE_FILE
     if (run_dir / "checkpoint.pt").is_file() and saved.is_file():
         changes = recipe_changes(yaml.safe_load(saved.read_text()), recipe.raw)
@@ -249,7 +249,7 @@ def accuracy(pred: "np.ndarray", target: "np.ndarray") -> float:
 
 def curve(run_dir: Path) -> tuple[list[int], list[float]]:
     """(training images seen, top-1 on the curve's test images) of every evaluation of a run."""
-    from .plot import read_metrics
+    from ssld_zoo.train.plot import read_metrics
     points = [(m["images_seen"], m["eval_top1"]) for m in read_metrics(run_dir)
               if m.get("type") in ("eval", "epoch") and m.get("eval_top1") is not None]
     return [p[0] for p in points], [p[1] for p in points]
@@ -279,7 +279,7 @@ def plot_curves(path: Path, runs: Sequence[Path], rows: Sequence[Row], settings:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    from ..files import publish, temporary_path
+    from ssld_zoo.files import publish, temporary_path
     tmp = temporary_path(path)
     try:
         fig.savefig(tmp, format="png", dpi=100)
@@ -293,7 +293,7 @@ def plot_curves(path: Path, runs: Sequence[Path], rows: Sequence[Row], settings:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from ..files import write_text_atomic
+    from ssld_zoo.files import write_text_atomic
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import SsldZooError
+from ssld_zoo.errors import SsldZooError
 
 
 @dataclass(frozen=True)

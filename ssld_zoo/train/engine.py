@@ -27,17 +27,17 @@ import torch
 import yaml
 from torch import nn
 
-from ..errors import TrainingDivergedError, RunSetupError
-from ..files import write_text_atomic
-from . import checkpoint, distributed
-from .checkpoint import CHECKPOINT_FILE, CheckpointError, Position
-from .data import EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source
-from .soft_labels import CachedDataset
-from .export import check_output_name, export
-from .losses import IGNORE_LABEL, complete_topk, counted, get_loss, reduce
-from .models import build_pair, freeze_teacher, normalized, num_classes
-from .optim import learning_rate, make_optimizer
-from .recipe import Recipe, load_recipe
+from ssld_zoo.errors import TrainingDivergedError, RunSetupError
+from ssld_zoo.files import write_text_atomic
+from ssld_zoo.train import checkpoint, distributed
+from ssld_zoo.train.checkpoint import CHECKPOINT_FILE, CheckpointError, Position
+from ssld_zoo.train.data import EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source
+from ssld_zoo.train.soft_labels import CachedDataset
+from ssld_zoo.train.export import check_output_name, export
+from ssld_zoo.train.losses import IGNORE_LABEL, complete_topk, counted, get_loss, reduce
+from ssld_zoo.train.models import build_pair, freeze_teacher, normalized, num_classes
+from ssld_zoo.train.optim import learning_rate, make_optimizer
+from ssld_zoo.train.recipe import Recipe, load_recipe
 
 METRICS_FILE = "metrics.jsonl"
 RECIPE_FILE = "recipe.yaml"
@@ -160,7 +160,7 @@ class Trainer:
         self.built, teacher = build_pair(r.student, r.teachers, data_root)
         self.soft_labels = None
         if r.soft_labels == "cache":
-            from .soft_labels import open_cache
+            from ssld_zoo.train.soft_labels import open_cache
             assert teacher is not None
             self.soft_labels = open_cache(r, teacher.model, data_root)
             teacher = None  # the cache holds its predictions: training never runs it

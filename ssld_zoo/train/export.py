@@ -15,19 +15,19 @@ from typing import Any
 import torch
 import yaml
 
-from ..errors import UnknownModelError
-from ..files import canonical_safetensors, write_text_atomic
-from ..hub_layout import place_weights, temporary_weights_path, write_folder
-from ..weights import CONFIG_FILE, PAPER_ID
-from .models import Built, ModelBuildError, num_classes
-from .recipe import Recipe
+from ssld_zoo.errors import UnknownModelError
+from ssld_zoo.files import canonical_safetensors, write_text_atomic
+from ssld_zoo.weights.layout import place_weights, temporary_weights_path, write_folder
+from ssld_zoo.weights.sources import CONFIG_FILE, PAPER_ID
+from ssld_zoo.train.models import Built, ModelBuildError, num_classes
+from ssld_zoo.train.recipe import Recipe
 
 _CFG_KEYS = ("mean", "std", "first_conv", "classifier", "fixed_input_size")
 
 
 def catalogue_weight(name: str) -> Any:
     """The catalogue weight entry that `name` names, or None for a name of your own."""
-    from ..registry import get_model_entry, get_weight_entry
+    from ssld_zoo.catalogue.registry import get_model_entry, get_weight_entry
     try:
         return get_model_entry(name), get_weight_entry(name)
     except UnknownModelError:
@@ -130,7 +130,7 @@ def export(recipe: Recipe, built: Built, state: dict[str, torch.Tensor], run_dir
     section = training_section(recipe, metrics, ema)
     found = catalogue_weight(recipe.name)
     if found is not None:
-        from ..cards import model_card
+        from ssld_zoo.weights.cards import model_card
         write_folder(recipe.name, folder, tmp)
         write_text_atomic(folder / "README.md", model_card(*found) + "\n" + section)
         return folder

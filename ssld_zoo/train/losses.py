@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .recipe import LOSSES, RecipeError
+from ssld_zoo.train.recipe import LOSSES, RecipeError
 
 IGNORE_LABEL = -1  # unlabeled or hidden images
 _MIN_REST = 1e-8  # per-class floor of the probability left outside a top-k target (rounding can leave none)

@@ -19,9 +19,10 @@ import timm
 import torch
 from torch import nn
 
-from ..errors import InvalidWeightsError, ModelBuildError, UnknownModelError
-from ..weights import CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, cfg_from_config, read_folder_config, use_folder
-from .recipe import ModelSpec
+from ssld_zoo.errors import InvalidWeightsError, ModelBuildError, UnknownModelError
+from ssld_zoo.weights.sources import (CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, cfg_from_config, read_folder_config,
+                                      use_folder)
+from ssld_zoo.train.recipe import ModelSpec
 
 TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin")
 _WRAPPERS = ("state_dict", "model", "student")
@@ -66,7 +67,7 @@ def normalized(model: nn.Module) -> Normalized:
 
 
 def _zoo_entry(name: str) -> Any:
-    from ..registry import get_model_entry
+    from ssld_zoo.catalogue.registry import get_model_entry
     try:
         return get_model_entry(name)
     except UnknownModelError:
@@ -74,10 +75,10 @@ def _zoo_entry(name: str) -> Any:
 
 
 def _hub_config(spec: str) -> dict[str, Any]:
-    from .. import hub
-    from ..registry import HubFile
-    from ..weights import _parse_hub_id
-    repo_id, revision = _parse_hub_id(spec)
+    from ssld_zoo.weights import hub
+    from ssld_zoo.catalogue.registry import HubFile
+    from ssld_zoo.weights.sources import parse_hub_id
+    repo_id, revision = parse_hub_id(spec)
     return read_folder_config(hub.hub_download(HubFile(repo_id, CONFIG_FILE, revision, None, None)).parent)
 
 
@@ -113,11 +114,11 @@ def load_state(pretrained: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     """A state dict and the pretrained-cfg overlay (preprocessing, classes) that comes with it, from a local path or
     `hf-hub:org/name[@revision]` (see the module docstring)."""
     if pretrained.startswith(HF_HUB_PREFIX):
-        from .. import hub
-        from ..errors import WeightsUnavailableError
-        from ..registry import HubFile
-        from ..weights import _parse_hub_id
-        repo_id, revision = _parse_hub_id(pretrained)
+        from ssld_zoo.weights import hub
+        from ssld_zoo.errors import WeightsUnavailableError
+        from ssld_zoo.catalogue.registry import HubFile
+        from ssld_zoo.weights.sources import parse_hub_id
+        repo_id, revision = parse_hub_id(pretrained)
         try:
             cfg = cfg_from_config(_hub_config(pretrained))
         except WeightsUnavailableError:
@@ -166,7 +167,7 @@ def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None 
     args = {k: v for k, v in args.items() if v is not None}
     local = isinstance(pretrained, str) and not (entry and Path(pretrained).suffix not in TORCH_SUFFIXES)
     if entry is not None:
-        from .. import create
+        from ssld_zoo.models.factory import create
         model = create(name, pretrained=False if local else pretrained, data_root=data_root, **args)
     elif name.startswith(HF_HUB_PREFIX) or timm.is_model(name):
         model = timm.create_model(name, pretrained=bool(pretrained) and not local, **args)

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .recipe import Recipe, Stage
+from ssld_zoo.train.recipe import Recipe, Stage
 
 
 def make_optimizer(model: nn.Module, stage: Stage, recipe: Recipe) -> torch.optim.SGD:

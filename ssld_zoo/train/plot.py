@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import SsldZooError
+from ssld_zoo.errors import SsldZooError
 
 CURVES_FILE = "curves.png"
 
@@ -72,7 +72,7 @@ def plot_run(run_dir: str | os.PathLike) -> Path:
         for ax in axes[:2]:
             ax.axvline(boundary, color="black", linewidth=0.5)
     fig.tight_layout()
-    from ..files import publish, temporary_path
+    from ssld_zoo.files import publish, temporary_path
     out = Path(run_dir) / CURVES_FILE
     tmp = temporary_path(out)
     try:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..cli import run_command
+    from ssld_zoo.console import run_command
     return run_command(add_arguments, run, argv, prog="python -m ssld_zoo.train.plot",
                        description="Plot a training run.")
 

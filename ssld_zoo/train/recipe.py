@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import RecipeError
+from ssld_zoo.errors import RecipeError
 
 LOSSES = ("symmetric_kl", "soft_ce", "js", "kl", "ce")
 SOFT_LABELS = ("online", "cache")
@@ -185,7 +185,7 @@ def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recip
     and check it."""
     import yaml
 
-    from ..shipped import find_recipe
+    from ssld_zoo.catalogue.shipped import find_recipe
     path = find_recipe(os.fspath(path))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

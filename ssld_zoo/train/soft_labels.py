@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CacheError
-from ..files import file_sha256
-from .data import ImageDataset, Images, SeedWords, Transform, View, _DECODE_ERRORS, sample_seed
-from .recipe import DataSource, Recipe
+from ssld_zoo.errors import CacheError
+from ssld_zoo.files import file_sha256
+from ssld_zoo.train.data import ImageDataset, Images, SeedWords, Transform, View, DECODE_ERRORS, sample_seed
+from ssld_zoo.train.recipe import DataSource, Recipe
 
 FORMAT = "ssld_zoo.soft_label_cache"
 VERSION = 1
@@ -59,7 +59,7 @@ def source_key(source: DataSource) -> dict[str, Any]:
 
 def images_fingerprint(images: Images) -> str:
     """sha256 of which images a source holds (file paths, or CIFAR pack names and indices), in order."""
-    from .data import Cifar, Files, Listed, Selection
+    from ssld_zoo.train.data import Cifar, Files, Listed, Selection
     digest = hashlib.sha256()
     node: Any = images
     if isinstance(node, Selection):
@@ -172,7 +172,7 @@ class SoftLabels:
     def _position(self, part: int, view: int) -> np.ndarray:
         """Where each image of `part` sits in view `view`'s order (the order its shards were written in)."""
         if (part, view) not in self._positions:
-            from .data import epoch_order
+            from ssld_zoo.train.data import epoch_order
             n = self.manifest["sources"][part]["images"]
             order = epoch_order(view_words(self.manifest["seed"], view), n)
             positions = np.empty(n, np.int64)
@@ -194,7 +194,7 @@ def open_cache(recipe: Recipe, teacher: nn.Module, data_root: Any = None,
                folder: str | Path | None = None) -> SoftLabels:
     """The recipe's cache (`cache.dir`, or `folder`) after checking every file's sha256 and that it was written for
     this teacher (`teacher`: the bare, loaded model), transform and data."""
-    from .data import open_source
+    from ssld_zoo.train.data import open_source
     folder = Path(folder or recipe.cache.dir or "")
     manifest = read_manifest(folder)
     if not manifest.get("complete"):
@@ -268,6 +268,6 @@ class CachedDataset(ImageDataset):
         label = int(self.labels[index])
         try:
             im = self.sources[which].image(local)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             return index, None, label, log_probs, classes
         return index, self.transform.apply(im, view), label, log_probs, classes

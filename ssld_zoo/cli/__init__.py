@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import SsldZooError
+from ssld_zoo.console import run_parsed
+from ssld_zoo.errors import SsldZooError
 
 
 def _status(available: bool, status: str, data_file: str | None) -> str:
@@ -32,7 +32,7 @@ def _top1(weight_data: dict[str, Any]) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
-    from .registry import get_model_entry, get_weight_entry, list_models
+    from ssld_zoo.catalogue.registry import get_model_entry, get_weight_entry, list_models
     names = list_models(args.pattern, pretrained=args.pretrained)
     if not names:
         print(f"no models match '{args.pattern}'" + (" with loadable weights" if args.pretrained else ""),
@@ -51,13 +51,13 @@ def _cmd_list(args: argparse.Namespace) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
-    from .registry import model_info
+    from ssld_zoo.catalogue.registry import model_info
     info = model_info(args.name)
     if args.json:
         print(json.dumps(info, indent=2))
         return
     paddle = f"PaddleClas {info['paddle_name']}, " if info["paddle_name"] else ""
-    from .registry import list_models
+    from ssld_zoo.catalogue.registry import list_models
     kind = "zoo" if info["architecture"] in list_models() else "timm"  # the zoo's own are registered by name
     print(f"{info['name']}  ({paddle}{kind} architecture `{info['architecture']}`)")
     print(f"  params {info['num_params'] / 1e6:.2f} M, {info['gmacs']} GMACs, {info['num_classes']} classes")
@@ -88,7 +88,7 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 def _cmd_recipes(args: argparse.Namespace) -> None:
     import yaml
-    from .shipped import list_recipes, recipes_dir
+    from ssld_zoo.catalogue.shipped import list_recipes, recipes_dir
     root = recipes_dir()
     names = list_recipes()
     width = max(len(n) for n in names)
@@ -102,7 +102,7 @@ def _cmd_recipes(args: argparse.Namespace) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> None:
-    from .hub_layout import download_folder
+    from ssld_zoo.weights.layout import download_folder
     for name in args.names:
         folder = download_folder(name, args.to, cache_dir=args.cache_dir)
         print(f"{name}: {folder}  (load with ssld_zoo.create('{name}', pretrained='{folder}'))")
@@ -121,7 +121,8 @@ def _read_image(path: str):  # type: ignore[no-untyped-def]
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     import torch
-    from . import create, get_transform
+    from ssld_zoo.models.factory import create
+    from ssld_zoo.data.transforms import get_transform
     images = [_read_image(p) for p in args.images]
     model = create(args.name, pretrained=args.weights or True, cache_dir=args.cache_dir).eval()
     transform = get_transform(model)
@@ -137,14 +138,14 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 def _class_names(name: str, num_classes: int) -> Callable[[int], str]:
     """Class index -> name for the dataset the catalogue says the weights were trained on (ImageNet-1k, CIFAR-10)."""
-    from .registry import get_weight_entry
+    from ssld_zoo.catalogue.registry import get_weight_entry
     try:
         weight = get_weight_entry(name)
         trained_on = " ".join(str(weight.data.get(k) or "") for k in ("training_data", "summary"))
     except SsldZooError:
         trained_on = ""
     if num_classes == 10 and "CIFAR-10" in trained_on:
-        from .data.cifar import CLASSES
+        from ssld_zoo.data.cifar import CLASSES
         return lambda index: CLASSES[index]
     if num_classes == 1000:
         from timm.data import ImageNetInfo
@@ -155,7 +156,7 @@ def _class_names(name: str, num_classes: int) -> Callable[[int], str]:
 
 def _cmd_publish(args: argparse.Namespace) -> None:
     from huggingface_hub import constants
-    from .publish import PUBLISHED_FILES, publish_folder
+    from ssld_zoo.weights.publish import PUBLISHED_FILES, publish_folder
     commit = publish_folder(args.folder, args.repo, revision=args.revision, private=args.private,
                             commit_message=args.message)
     print(f"published to {constants.ENDPOINT}/{args.repo} (branch {args.revision or 'main'}):")
@@ -166,8 +167,8 @@ def _cmd_publish(args: argparse.Namespace) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
-    from .convert import convert_to_folder
-    from .registry import get_weight_entry
+    from ssld_zoo.convert import convert_to_folder
+    from ssld_zoo.catalogue.registry import get_weight_entry
     weight = get_weight_entry(args.model)
     result = convert_to_folder(args.paddle, weight.full_name, args.out)
     print(f"converted {args.paddle} -> {result.folder} ({weight.full_name}):")
@@ -181,29 +182,6 @@ def _cmd_convert(args: argparse.Namespace) -> None:
           f'"origin": {{..., "sha256": "{result.origin_sha256}"}}; then `ssld-zoo publish {result.folder} '
           f'--repo {weight.hub.repo_id}`.')
 
-
-def run_command(add_arguments: Callable[[argparse.ArgumentParser], None], run: Callable[[argparse.Namespace], Any],
-                argv: Sequence[str] | None, *, prog: str, description: str) -> int:
-    """Parse `argv` for one command (options and KEY=VALUE overrides in any order) and run it; see `_run`."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    add_arguments(parser)
-    return _run(run, parser.parse_intermixed_args(argv))
-
-
-def _run(run: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
-    """`run(args)`; an `SsldZooError` becomes one line on stderr and exit status 1."""
-    from .errors import FileSystemError
-    try:
-        run(args)
-    except SsldZooError as e:
-        print(f"ssld-zoo: error: {e}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # e.g. `ssld-zoo list | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except OSError as e:  # the operating system refused a read or write: full disk, read-only or unwritable place
-        print(f"ssld-zoo: error: {FileSystemError.from_os_error(e)}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def _positive_int(text: str) -> int:
@@ -255,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "visibility)")
     p.add_argument("--message", metavar="MSG", help="commit message")
     p.set_defaults(func=_cmd_publish)
-    from .train import __main__ as train_command, demo, plot
+    from ssld_zoo.train import command as train_command, demo, plot
     p = sub.add_parser("train", help="train a student from a recipe (SSLD distillation or supervised)")
     train_command.add_arguments(p)  # `main` hands `train` to the training command itself (overrides anywhere)
     p = sub.add_parser("plot", help="draw a training run's curves into RUN_DIR/curves.png")
@@ -264,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="label-free SSLD on real CIFAR-10 in a few CPU minutes")
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
-    from . import bench, evaluate, mine, onnx_export, release
-    from .train import cache
+    from ssld_zoo.tools import bench, evaluate, mine, onnx_export, release
+    from ssld_zoo.train import cache
     for name, module, text in (
             ("release", release, "convert, prove, evaluate and publish the PaddleClas weights (a networked machine)"),
             ("eval", evaluate, "top-1/top-5 of a model on a validation folder or CIFAR-10 pack"),
@@ -282,13 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:  # its KEY=VALUE overrides may come after the options, which subparsers cannot parse
-        from .train.__main__ import main as train_main
+        from ssld_zoo.train.command import main as train_main
         return train_main(argv[1:], prog="ssld-zoo train")
     if argv[:1] == ["cache"]:  # the same for the cache command's recipe overrides
-        from .train.cache import main as cache_main
+        from ssld_zoo.train.cache import main as cache_main
         return cache_main(argv[1:])
     args = build_parser().parse_args(argv)
-    return _run(args.func, args)
+    return run_parsed(args.func, args)
 
 
 if __name__ == "__main__":

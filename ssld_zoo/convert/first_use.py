@@ -27,11 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from . import __version__, hub
-from .errors import ConversionError, IntegrityError, InvalidWeightsError, OfflineError, WeightsUnavailableError
-from .files import file_sha256, write_text_atomic
-from .registry import WeightEntry
-from .weights import WEIGHTS_FILE
+from ssld_zoo.version import __version__
+from ssld_zoo.weights import hub
+from ssld_zoo.errors import ConversionError, IntegrityError, InvalidWeightsError, OfflineError, WeightsUnavailableError
+from ssld_zoo.files import file_sha256, write_text_atomic
+from ssld_zoo.catalogue.registry import WeightEntry
+from ssld_zoo.weights.sources import WEIGHTS_FILE
 
 T = TypeVar("T")
 PADDLE_HOST = "https://paddle-imagenet-models-name.bj.bcebos.com/"
@@ -132,7 +133,7 @@ def _convert(weight: WeightEntry, paths: _Paths) -> None:
     if not paths.pdparams.is_file():
         _download(weight, paths.pdparams)
     sha256 = check_pdparams(weight, paths.pdparams)
-    from .convert import convert_to_folder
+    from ssld_zoo.convert import convert_to_folder
     try:
         converted = convert_to_folder(paths.pdparams, weight.full_name, paths.folder, origin_sha256=sha256)
     except (InvalidWeightsError, ConversionError) as e:
@@ -177,7 +178,7 @@ def _download(weight: WeightEntry, dest: Path) -> None:
     if constants.HF_HUB_OFFLINE:
         raise OfflineError(f"Weights '{weight.full_name}' are not converted yet and HF_HUB_OFFLINE is set, so the "
                            f"PaddleClas file cannot be downloaded. {how}")
-    from .download import DownloadFailed, download
+    from ssld_zoo.weights.download import DownloadFailed, download
     try:
         download(url, dest)
     except DownloadFailed as e:

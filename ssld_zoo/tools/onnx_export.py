@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import OnnxExportError
+from ssld_zoo.errors import OnnxExportError
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 RANDOM_INIT = "random-init"
@@ -76,12 +76,12 @@ def _chw(input_size: int | Sequence[int] | None, default: Sequence[int]) -> tupl
 
 def _weights_sha256(source: str, cache_dir: str | os.PathLike | None) -> str:
     """sha256 of the safetensors file behind an explicit `--weights` source (file, Hub-layout folder, hf-hub id)."""
-    from .files import file_sha256
-    from .hub import hub_download, lfs_sha256
-    from .registry import HubFile
-    from .weights import HF_HUB_PREFIX, WEIGHTS_FILE, _parse_hub_id
+    from ssld_zoo.files import file_sha256
+    from ssld_zoo.weights.hub import hub_download, lfs_sha256
+    from ssld_zoo.catalogue.registry import HubFile
+    from ssld_zoo.weights.sources import HF_HUB_PREFIX, WEIGHTS_FILE, parse_hub_id
     if source.startswith(HF_HUB_PREFIX):
-        repo_id, revision = _parse_hub_id(source)
+        repo_id, revision = parse_hub_id(source)
         path = hub_download(HubFile(repo_id, WEIGHTS_FILE, revision, None, None), cache_dir=cache_dir)
         return lfs_sha256(path) or file_sha256(path)
     path = Path(source).expanduser()
@@ -91,8 +91,8 @@ def _weights_sha256(source: str, cache_dir: str | os.PathLike | None) -> str:
 def _build(name: str, weights: str | os.PathLike | bool | None,
            cache_dir: str | os.PathLike | None) -> tuple[Any, dict[str, str]]:
     """The model in eval mode and the metadata that identifies its weights."""
-    from .factory import create
-    from .registry import get_weight_entry
+    from ssld_zoo.models.factory import create
+    from ssld_zoo.catalogue.registry import get_weight_entry
     if weights is False:
         return create(name).eval(), {"weights": RANDOM_INIT}
     if weights is None or weights is True:
@@ -102,8 +102,8 @@ def _build(name: str, weights: str | os.PathLike | bool | None,
         if entry.hub.sha256:
             identity["weights_sha256"] = entry.hub.sha256
         elif entry.data_file is None:  # converted on first use: the cached, verified file
-            from .files import file_sha256
-            from .weights import load_catalogue_weights
+            from ssld_zoo.files import file_sha256
+            from ssld_zoo.weights.sources import load_catalogue_weights
             identity["weights_sha256"] = load_catalogue_weights(entry, file_sha256, cache_dir=cache_dir)
         if entry.origin_sha256:
             identity["origin_sha256"] = entry.origin_sha256
@@ -122,7 +122,7 @@ def _input_size(model: Any) -> tuple[int, int, int]:
 def _metadata(name: str, model: Any, input_size: tuple[int, int, int], identity: dict[str, str]) -> dict[str, str]:
     """ONNX `metadata_props`: the model, its weights and the preprocessing (lists and numbers JSON-encoded)."""
     from timm.data import resolve_data_config
-    from . import __version__
+    from ssld_zoo.version import __version__
     cfg = resolve_data_config({}, model=model)
     encoded = {"input_size": list(input_size), "mean": list(cfg["mean"]), "std": list(cfg["std"]),
                "crop_pct": cfg["crop_pct"], "num_classes": model.num_classes}
@@ -232,7 +232,7 @@ def export_onnx(name: str, out: str | os.PathLike, *, weights: str | os.PathLike
         rtol, atol: the check passes when `max|onnx - torch| <= atol + rtol * max|torch|`.
         cache_dir: Hub cache folder (default: `HF_HUB_CACHE`).
     """
-    from .registry import get_weight_entry
+    from ssld_zoo.catalogue.registry import get_weight_entry
     get_weight_entry(name)  # unknown names fail before any work
     if batch_size < 1:
         raise OnnxExportError(f"batch_size must be at least 1, got {batch_size}.")

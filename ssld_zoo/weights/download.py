@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import DownloadFailed, FileSystemError
-from . import __version__
+from ssld_zoo.errors import DownloadFailed, FileSystemError
+from ssld_zoo.version import __version__
 
 DOWNLOAD_TIMEOUT_S = 60
 DEFAULT_DEADLINE_S = 3 * 3600

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from .errors import SsldZooError
+from ssld_zoo.errors import SsldZooError
 
 if TYPE_CHECKING:
     import torch
@@ -88,7 +88,7 @@ class Subject:
 
 def resolve_subjects(names: Sequence[str], settings: Settings) -> list[Subject]:
     """Zoo names (fnmatch patterns and `name.tag` allowed) -> what to time; unknown names fail before any work."""
-    from .registry import get_model_entry, get_weight_entry, list_models
+    from ssld_zoo.catalogue.registry import get_model_entry, get_weight_entry, list_models
     expanded: list[str] = []
     for name in names:
         if any(c in name for c in "*?["):
@@ -116,7 +116,7 @@ def environment(settings: Settings) -> dict[str, Any]:
     """Versions, hardware and thread count the numbers were measured with."""
     import timm
     import torch
-    from . import __version__
+    from ssld_zoo.version import __version__
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "ssld_zoo": __version__, "torch": torch.__version__, "timm": timm.__version__,
@@ -188,7 +188,7 @@ def _ratio(zoo: list[list[float]], timm_: list[list[float]]) -> tuple[float, lis
 
 def _build(subject: Subject) -> dict[str, torch.nn.Module]:
     import timm
-    from .factory import create
+    from ssld_zoo.models.factory import create
     models = {"zoo": create(subject.name, pretrained=False).eval()}
     if subject.timm_architecture:
         models["timm"] = timm.create_model(subject.timm_architecture, pretrained=False,
@@ -352,7 +352,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"torch {env['torch']}, timm {env['timm']}, {env['cuda_device'] or env['cpu']}, {env['threads']} threads; "
           "ms per call (median, p90 over every timed call); zoo/timm: time ratio (range over rounds)")
     if args.json:
-        from .files import write_text_atomic
+        from ssld_zoo.files import write_text_atomic
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out, json.dumps(result, indent=1) + "\n")

@@ -2,28 +2,30 @@
 
 In a checkout they sit next to the package (`REPO/recipes`, `REPO/weights`). A wheel carries copies in
 `ssld_zoo/_shipped/` (the build step in `setup.py` puts them there), so an installed zoo has every shipped weight and
-recipe without the checkout. Catalogue paths (`"file": "../weights/NAME/model.safetensors"`) are relative to the
-catalogue's folder; `locate` finds them in either place. No torch here.
+recipe without the checkout. Catalogue paths (`"file": "../../weights/NAME/model.safetensors"`) are relative to the
+catalogue's folder (`ssld_zoo/catalogue/`); `locate` finds them in either place. No torch here.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import SsldZooError
+from ssld_zoo.errors import SsldZooError
 
-PACKAGE = Path(__file__).resolve().parent
+CATALOGUE_DIR = Path(__file__).resolve().parent  # where the built-in catalogue.json lives
+PACKAGE = CATALOGUE_DIR.parent
 SHIPPED = PACKAGE / "_shipped"  # inside an installed wheel
 CHECKOUT = PACKAGE.parent  # a source checkout: the folders beside the package
 RECIPE_SUFFIX = ".yaml"
 
 
 def locate(base: Path, relative: str) -> Path:
-    """`base / relative` (a checkout, or a catalogue of its own), else the wheel's copy of a `../FOLDER/...` path."""
+    """`base / relative` (a checkout, or a catalogue of its own), else the wheel's copy of a built-in catalogue's
+    `../../FOLDER/...` path."""
     path = (base / relative).resolve()
     parts = Path(relative).parts
-    if path.exists() or base.resolve() != PACKAGE or parts[:1] != ("..",):
+    if path.exists() or base.resolve() != CATALOGUE_DIR or parts[:2] != ("..", ".."):
         return path
-    shipped = SHIPPED.joinpath(*parts[1:])
+    shipped = SHIPPED.joinpath(*parts[2:])
     return shipped if shipped.exists() else path
 
 

@@ -1,7 +1,7 @@
 """Model cards and the model table, generated from the catalogue (no torch).
 
-`python -m ssld_zoo.cards` rewrites the README's model table, `weights/<name>.<tag>/README.md` and the recipe table in
-`docs/recipes.md`; a test fails when the checked-in copies are stale.
+`python -m ssld_zoo.weights.cards` rewrites the README's model table, `weights/<name>.<tag>/README.md` and the
+recipe table in `docs/recipes.md`; a test fails when the checked-in copies are stale.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from .registry import ModelEntry, WeightEntry, iter_models, scale_size
+from ssld_zoo.catalogue.registry import ModelEntry, WeightEntry, iter_models, scale_size
 
 CITATION = """@article{cui2021beyond,
   title   = {Beyond Self-Supervision: A Simple Yet Effective Network Distillation Alternative to Improve Backbones},
@@ -185,7 +185,7 @@ def recipes_doc_with_table(doc: str, recipes: Path) -> str:
     return _replace_between(doc, RECIPES_START, RECIPES_END, recipe_table(recipes))
 
 
-def main(checkout: Path = Path(__file__).resolve().parents[1]) -> None:
+def main(checkout: Path = Path(__file__).resolve().parents[2]) -> None:
     readme = checkout / "README.md"
     readme.write_text(readme_with_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
     for path, text in weights_cards(checkout / "weights").items():

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ReleaseError, SsldZooError
-from . import __version__
-from .files import file_sha256, write_text_atomic
-from .registry import HubFile, WeightEntry, iter_models
+from ssld_zoo.errors import ReleaseError, SsldZooError
+from ssld_zoo.version import __version__
+from ssld_zoo.files import file_sha256, write_text_atomic
+from ssld_zoo.catalogue.registry import HubFile, WeightEntry, iter_models
 
 STEPS = ("download", "convert", "prove", "evaluate", "mirrors", "publish")
 FLAG_POINTS = 0.3
@@ -99,7 +99,7 @@ class Release:
         """Release each weight in turn (a failure stops that weight, not the others); write the catalogue update."""
         if self.org is None:
             raise ReleaseError("Name the Hub organisation to publish to with --org ORG (repos are ORG/<name.tag>).")
-        from .publish import check_repo_id
+        from ssld_zoo.weights.publish import check_repo_id
         check_repo_id(f"{self.org}/{weights[0].full_name}")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         from filelock import FileLock, Timeout
@@ -163,9 +163,9 @@ class Release:
         return self._folder(weight) / weight.origin_url.rsplit("/", 1)[-1]
 
     def _download(self, weight: WeightEntry, state: WeightRelease) -> dict[str, Any]:
-        from .download import download
-        from .errors import IntegrityError
-        from .origin import download_url
+        from ssld_zoo.weights.download import download
+        from ssld_zoo.errors import IntegrityError
+        from ssld_zoo.convert.first_use import download_url
         path = self._pdparams(weight)
         if not path.is_file():
             download(download_url(weight.origin_url), path)
@@ -179,7 +179,7 @@ class Release:
         return {"url": weight.origin_url, "sha256": sha256, "size": path.stat().st_size}
 
     def _convert(self, weight: WeightEntry, state: WeightRelease) -> dict[str, Any]:
-        from .convert import convert_to_folder
+        from ssld_zoo.convert import convert_to_folder
         converted = convert_to_folder(self._pdparams(weight), weight.full_name, self._folder(weight) / "hub",
                                       origin_sha256=state.done["download"]["sha256"])
         return {"sha256": converted.sha256, "size": converted.size}
@@ -188,7 +188,7 @@ class Release:
         """The tensors of the converted folder's `model.safetensors`, checked against the recorded sha256."""
         from safetensors.torch import load_file
 
-        from .errors import IntegrityError
+        from ssld_zoo.errors import IntegrityError
         path = self._folder(weight) / "hub" / "model.safetensors"
         if not path.is_file() or file_sha256(path) != state.done["convert"]["sha256"]:
             del state.done["convert"]
@@ -196,8 +196,8 @@ class Release:
         return load_file(path)
 
     def _prove(self, weight: WeightEntry, state: WeightRelease) -> dict[str, Any]:
-        from .convert import paddle_check
-        from .convert.pdparams import read_pdparams
+        from ssld_zoo.convert import paddle_check
+        from ssld_zoo.convert.pdparams import read_pdparams
         if not self.check_paddle:
             return {"skipped": "--skip-paddle-check"}
         if not paddle_check.paddle_available():
@@ -214,7 +214,7 @@ class Release:
         return {"worst_relative_error": report.worst, "outputs": len(report.errors)}
 
     def _evaluate(self, weight: WeightEntry, state: WeightRelease) -> dict[str, Any]:
-        from .evaluate import evaluate
+        from ssld_zoo.tools.evaluate import evaluate
         result = evaluate(self._folder(weight) / "hub", self.val, labels_file=self.labels, preprocess="paddle")
         pre = result["preprocessing"]
         measured = {"dataset": self.val_dataset, "top1": round(result["top1"], 3), "top5": round(result["top5"], 3),
@@ -239,7 +239,7 @@ class Release:
         return {"verdicts": verdicts}
 
     def _publish(self, weight: WeightEntry, state: WeightRelease) -> dict[str, Any]:
-        from .publish import publish_folder
+        from ssld_zoo.weights.publish import publish_folder
         repo_id = f"{self.org}/{weight.full_name}"
         revision = publish_folder(self._folder(weight) / "hub", repo_id,
                                   commit_message=f"ssld_zoo {__version__}: {weight.full_name} converted from "
@@ -290,7 +290,7 @@ def compare_mirror(mirror: dict[str, Any], ours: dict[str, Any]) -> dict[str, An
     from huggingface_hub import HfApi, constants
     from safetensors.torch import load_file
 
-    from . import hub
+    from ssld_zoo.weights import hub
     try:
         revision = mirror.get("revision") or HfApi(endpoint=constants.ENDPOINT).model_info(
             mirror["repo_id"], revision="main").sha
@@ -334,8 +334,8 @@ def tensor_differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str
 def apply_update(update_file: str | os.PathLike, catalogue: Path | None = None) -> list[str]:
     """Write a reviewed `catalogue-update.json` into the catalogue (default: the checkout's built-in one), each entry
     validated before anything is written; returns the weights changed."""
-    from .errors import CatalogueError
-    from .registry import BUILTIN_CATALOGUE, refresh, validate_model
+    from ssld_zoo.errors import CatalogueError
+    from ssld_zoo.catalogue.registry import BUILTIN_CATALOGUE, refresh, validate_model
     catalogue = catalogue or BUILTIN_CATALOGUE
     try:
         update = json.loads(Path(update_file).read_text(encoding="utf-8"))
@@ -397,9 +397,9 @@ def run(args: argparse.Namespace) -> None:
     if args.apply is not None:
         changed = apply_update(args.apply)
         print(f"applied {len(changed)} weight(s) to the catalogue: {', '.join(changed) or 'none'}")
-        from .cards import main as regenerate
-        from .registry import BUILTIN_CATALOGUE
-        checkout = BUILTIN_CATALOGUE.parents[1]
+        from ssld_zoo.weights.cards import main as regenerate
+        from ssld_zoo.catalogue.registry import BUILTIN_CATALOGUE
+        checkout = BUILTIN_CATALOGUE.parents[2]
         if (checkout / "README.md").is_file() and (checkout / "weights").is_dir():
             regenerate(checkout)
         return

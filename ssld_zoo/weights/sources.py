@@ -7,7 +7,8 @@ Resolution order for `create(name, pretrained=...)`:
 3. `True` / a tag: the catalogue's weights: a file shipped in the checkout (`weights/`), else the pinned Hub file,
    else a Hub mirror that `ssld-zoo release` verified equal (pinned by commit and sha256), else a `data_file` in
    the data folder (`data_root=`, else `$SSLD_ZOO_DATA`; a PyTorch checkpoint checked against the catalogue's
-   `origin.sha256` on every use and handed on as safetensors), else the converted PaddleClas file.
+   `origin.sha256` on every use and handed on as safetensors), else the converted PaddleClas file (the loader that
+   `ssld_zoo.convert` registers with `register_origin_loader`).
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, TypeVar
 
-from . import hub
-from .data import SHARED_DATA, Missing, find_data_file
-from .errors import IntegrityError, InvalidWeightsError, WeightsUnavailableError
-from .registry import HubFile, WeightEntry
+from ssld_zoo.weights import hub
+from ssld_zoo.paths import SHARED_DATA, Missing, find_data_file
+from ssld_zoo.errors import IntegrityError, InvalidWeightsError, WeightsUnavailableError
+from ssld_zoo.catalogue.registry import HubFile, WeightEntry
 
 T = TypeVar("T")
 WEIGHTS_FILE = "model.safetensors"
@@ -45,6 +46,17 @@ def pretrained_cfg_for(weight: WeightEntry) -> dict[str, Any]:
     return cfg
 
 
+OriginLoader = Callable[[WeightEntry, Callable[[Path], Any]], Any]
+ORIGIN_LOADERS: dict[str, OriginLoader] = {}  # origin format -> converter of the original file (the layers above)
+
+
+def register_origin_loader(origin_format: str, loader: OriginLoader) -> None:
+    """Let `load_catalogue_weights` turn a weight's original file of `origin_format` into verified safetensors:
+    `ssld_zoo.convert` registers its first-use conversion for "pdparams" (the conversion layer sits above this one,
+    so it plugs itself in rather than being imported from here)."""
+    ORIGIN_LOADERS[origin_format] = loader
+
+
 def load_catalogue_weights(weight: WeightEntry, use: Callable[[Path], T], *, cache_dir: str | os.PathLike | None = None,
                            data_root: str | os.PathLike | None = None) -> T:
     """Return `use(path)` for a catalogue weight's verified local `.safetensors` file (shipped file first, then the
@@ -62,9 +74,9 @@ def load_catalogue_weights(weight: WeightEntry, use: Callable[[Path], T], *, cac
         return hub.fetch_verified(mirror, use, cache_dir=cache_dir, model=weight.model)
     if weight.data_file is not None:
         return _use_data_file(weight, weight.data_file, use, data_root)
-    if weight.origin_url and weight.data["origin"]["format"] == "pdparams":
-        from .origin import load_converted_origin
-        return load_converted_origin(weight, use)
+    origin_format = weight.data["origin"]["format"] if weight.origin_url else None
+    if origin_format in ORIGIN_LOADERS:
+        return ORIGIN_LOADERS[origin_format](weight, use)
     raise WeightsUnavailableError(
         f"Weights '{weight.full_name}' are not published yet (status: {weight.status}) and have no PaddleClas file "
         "to convert. Use pretrained=False, or pass pretrained='path/to/model.safetensors' or a Hub layout folder. "
@@ -182,7 +194,7 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def _parse_hub_id(spec: str) -> tuple[str, str | None]:
+def parse_hub_id(spec: str) -> tuple[str, str | None]:
     repo, _, revision = spec[len(HF_HUB_PREFIX):].partition("@")
     if repo.count("/") != 1 or not all(repo.split("/")):
         raise InvalidWeightsError(f"pretrained='{spec}' must look like 'hf-hub:org/name' or "
@@ -202,7 +214,7 @@ def load_weights(pretrained: str | os.PathLike, weight: WeightEntry, build: Call
         raise InvalidWeightsError(f"pretrained must be False, True, a path or 'hf-hub:org/name', not {pretrained!r}.")
     spec = os.fspath(pretrained)
     if spec.startswith(HF_HUB_PREFIX):
-        repo_id, revision = _parse_hub_id(spec)
+        repo_id, revision = parse_hub_id(spec)
         config = {}
         try:
             config = read_folder_config(hub.hub_download(HubFile(repo_id, CONFIG_FILE, revision, None, None),

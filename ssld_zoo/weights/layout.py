@@ -11,10 +11,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .cards import model_card
-from .files import file_sha256, publish, temporary_path, write_text_atomic
-from .registry import get_model_entry, get_weight_entry
-from .weights import CONFIG_FILE, WEIGHTS_FILE, load_catalogue_weights, pretrained_cfg_for
+from ssld_zoo.weights.cards import model_card
+from ssld_zoo.files import file_sha256, publish, temporary_path, write_text_atomic
+from ssld_zoo.catalogue.registry import get_model_entry, get_weight_entry
+from ssld_zoo.weights.sources import CONFIG_FILE, WEIGHTS_FILE, load_catalogue_weights, pretrained_cfg_for
 
 
 def timm_config(name: str, sha256: str, size: int, origin_sha256: str | None = None) -> dict[str, Any]:

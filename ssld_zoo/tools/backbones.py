@@ -19,7 +19,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from .errors import SsldZooError
+from ssld_zoo.errors import SsldZooError
 
 __all__ = ["LR_MULTS", "StageSplit", "split_stages", "stage_param_groups", "FeaturePyramidBackbone", "fpn_backbone"]
 
@@ -243,7 +243,7 @@ def fpn_backbone(name: str, pretrained: Any = False, out_indices: Sequence[int] 
     `out_indices` defaults to the last four feature levels: strides 4-32 for the ImageNet models (levels 1-4 of
     ResNet-vd, MobileNet, HRNet, ...; levels 0-3 of PP-HGNet and PP-LCNetV2), strides 1-4 for the CIFAR ResNets.
     """
-    from .factory import create
+    from ssld_zoo.models.factory import create
     with torch.device("meta"):
         levels = _levels(create(name, features_only=True))
     if out_indices is None:

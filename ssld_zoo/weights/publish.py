@@ -11,10 +11,10 @@ import re
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import IntegrityError, InvalidWeightsError, PublishError
-from .files import file_sha256
-from .weights import CONFIG_FILE, WEIGHTS_FILE, read_folder_config
+from ssld_zoo.version import __version__
+from ssld_zoo.errors import IntegrityError, InvalidWeightsError, PublishError
+from ssld_zoo.files import file_sha256
+from ssld_zoo.weights.sources import CONFIG_FILE, WEIGHTS_FILE, read_folder_config
 
 README_FILE = "README.md"
 PUBLISHED_FILES = (WEIGHTS_FILE, CONFIG_FILE, README_FILE)

@@ -18,9 +18,9 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
-from .data import find_data_file
-from .errors import CatalogueError, UnknownModelError
-from .shipped import locate
+from ssld_zoo.paths import find_data_file
+from ssld_zoo.errors import CatalogueError, UnknownModelError
+from ssld_zoo.catalogue.shipped import locate
 
 BUILTIN_CATALOGUE = Path(__file__).with_name("catalogue.json")
 SCHEMA_VERSION = 1

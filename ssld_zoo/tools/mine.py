@@ -28,15 +28,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import MineError
-from .files import atomic_path
+from ssld_zoo.errors import MineError
+from ssld_zoo.files import atomic_path
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
     from PIL import Image
 
-    from .train.data import Images
+    from ssld_zoo.train.data import Images
 
 DEDUP_METHODS = ("phash", "features")
 DEFAULT_THRESHOLDS = {"phash": 6.0, "features": 0.99}
@@ -138,7 +138,7 @@ def hamming(a: "np.ndarray", b: "np.ndarray") -> "np.ndarray":
 # --- pool and evaluation images ----------------------------------------------------------------------------------
 
 def _source(spec: str, subset: str | None, option: str) -> Any:
-    from .train.recipe import SOURCE_KINDS, DataSource
+    from ssld_zoo.train.recipe import SOURCE_KINDS, DataSource
     kind = spec.split(":", 1)[0]
     if kind in SOURCE_KINDS and ":" in spec:
         if kind == "cifar10" and spec not in ("cifar10:train", "cifar10:test"):
@@ -156,7 +156,7 @@ def open_images(spec: str, subset: str | None, data_root: str | os.PathLike | No
     """The images of `--pool` / `--exclude`: a folder (recursive), a list file, or a CIFAR-10 pack, with `subset`."""
     import re
 
-    from .train.data import open_source
+    from ssld_zoo.train.data import open_source
     if subset is not None and not re.fullmatch(r"(per_class|except_per_class):\d+", subset):
         raise MineError(f"{option}-subset '{subset}' must be per_class:N or except_per_class:N.")
     return open_source(_source(spec, subset, option), data_root)
@@ -164,7 +164,7 @@ def open_images(spec: str, subset: str | None, data_root: str | os.PathLike | No
 
 def entry(images: "Images", i: int) -> str:
     """The list-file entry of image `i`: its absolute path, or `cifar10:SPLIT/INDEX` for a CIFAR-10 pack image."""
-    from .train.data import Cifar, Files, Listed, Selection
+    from ssld_zoo.train.data import Cifar, Files, Listed, Selection
     while isinstance(images, Selection):
         images, i = images.base, int(images.indices[i])
     if isinstance(images, Cifar):
@@ -197,10 +197,10 @@ class _Decoded:
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[int, Any, int, bool]:
-        from .train.data import _DECODE_ERRORS
+        from ssld_zoo.train.data import DECODE_ERRORS
         try:
             im = self.images.image(i)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             return i, None, 0, False
         return i, self.transform(im, None) if self.transform else None, phash(im) if self.with_hash else 0, True
 
@@ -248,16 +248,16 @@ class Teacher:
     """The frozen teacher in eval mode with its own preprocessing: uint8 images -> (top score, top class, features)."""
 
     def __init__(self, settings: MineSettings, data_root: str | os.PathLike | None, device: str) -> None:
-        from .train.data import _RESAMPLE, Transform
-        from .train.models import build_model, normalized
-        from .train.recipe import Augment, ModelSpec
+        from ssld_zoo.train.data import RESAMPLE, Transform
+        from ssld_zoo.train.models import build_model, normalized
+        from ssld_zoo.train.recipe import Augment, ModelSpec
         spec = ModelSpec(model=settings.teacher, pretrained=settings.teacher_weights or True)
         model = build_model(spec, "teacher", data_root).model.eval().requires_grad_(False)
         cfg = getattr(model, "pretrained_cfg", None) or {}
         interpolation = cfg.get("interpolation") or "bilinear"
-        if interpolation not in _RESAMPLE:
+        if interpolation not in RESAMPLE:
             raise MineError(f"teacher '{settings.teacher}' asks for {interpolation} resizing; only "
-                            f"{', '.join(_RESAMPLE)} are supported.")
+                            f"{', '.join(RESAMPLE)} are supported.")
         self.size = settings.input_size or int((cfg.get("input_size") or (3, 224, 224))[-1])
         self.transform = Transform(self.size, Augment(interpolation=interpolation,
                                                       eval_crop_pct=float(cfg.get("crop_pct") or 1.0)), train=False)
@@ -497,7 +497,7 @@ def mine(settings: MineSettings, out: str | os.PathLike, *, data_root: str | os.
     out.parent.mkdir(parents=True, exist_ok=True)
     device = device or _default_device()
     teacher = Teacher(settings, data_root, device)
-    from .train.models import num_classes
+    from ssld_zoo.train.models import num_classes
     state = saved or MineState(now, pool_print, num_classes(teacher.net.model))
     show = sys.stderr.isatty() if progress is None else progress
     bar = _progress_bar(show)
@@ -614,7 +614,7 @@ def _summary(settings: MineSettings, state: MineState, pool: "Images", exclude_s
 
 def _write_outputs(out: Path, paths: dict[str, Path], pool: "Images", exclude: "Images", settings: MineSettings,
                    state: MineState, input_size: int) -> int:
-    from .files import write_text_atomic
+    from ssld_zoo.files import write_text_atomic
     selected = sorted(((c, s, -i) for c, heap in enumerate(state.heaps) for s, i in heap), key=lambda t: t[2])
     header = [f"# ssld-zoo mine: {len(selected)} images from pool {settings.pool}"
               + (f" ({settings.pool_subset})" if settings.pool_subset else ""),

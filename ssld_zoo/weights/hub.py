@@ -13,10 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from . import __version__
-from .files import file_sha256
-from .errors import IntegrityError, OfflineError, WeightsUnavailableError
-from .registry import HubFile
+from ssld_zoo.version import __version__
+from ssld_zoo.files import file_sha256
+from ssld_zoo.errors import IntegrityError, OfflineError, WeightsUnavailableError
+from ssld_zoo.catalogue.registry import HubFile
 
 T = TypeVar("T")
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")

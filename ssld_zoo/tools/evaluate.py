@@ -1,6 +1,6 @@
 """`ssld-zoo eval`: top-1 / top-5 of a model on labelled images, with the preprocessing of its weights.
 
-    from ssld_zoo.evaluate import evaluate
+    from ssld_zoo.tools.evaluate import evaluate
     evaluate("resnet20_cifar.sup_cifar10", "cifar10:test")                     # CIFAR-10 pack from $SSLD_ZOO_DATA
     evaluate("resnet50d_ssld", "imagenet/val")                                  # one sub-folder per class
     evaluate("resnet50d_ssld", "val_flat", labels_file="LOC_val_solution.csv")  # all images in one folder
@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .errors import DataError, EvaluationError, InvalidWeightsError, UnknownModelError
+from ssld_zoo.errors import DataError, EvaluationError, InvalidWeightsError, UnknownModelError
 
-from .registry import get_weight_entry
-from .weights import CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, read_folder_config
+from ssld_zoo.catalogue.registry import get_weight_entry
+from ssld_zoo.weights.sources import CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, read_folder_config
 
 if TYPE_CHECKING:
     import torch
 
-    from .train.data import Images
+    from ssld_zoo.train.data import Images
 
 CIFAR_PREFIX = "cifar10:"
 KAGGLE_HEADER = ("ImageId", "PredictionString")
@@ -76,8 +76,8 @@ def open_data(data: str | os.PathLike, labels_file: str | os.PathLike | None = N
     if spec.startswith(CIFAR_PREFIX):
         if labels_file is not None:
             raise DataError(f"{spec} carries its own labels; --labels is for a flat folder of images.")
-        from .data.cifar import CLASSES
-        from .train.data import Cifar
+        from ssld_zoo.data.cifar import CLASSES
+        from ssld_zoo.train.data import Cifar
         return LabelledImages(Cifar(spec[len(CIFAR_PREFIX):], data_root), len(CLASSES), f"CIFAR-10 {spec}")
     root = Path(spec).expanduser()
     if not root.is_dir():
@@ -95,17 +95,17 @@ def _in1k_synsets() -> dict[str, int]:
 
 
 def _class_folders(root: Path) -> LabelledImages:
-    from .train.data import IMAGE_SUFFIXES, Files, _image_files
+    from ssld_zoo.train.data import IMAGE_SUFFIXES, Files, image_files
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        found = "images but no class sub-folders; a flat folder needs --labels FILE" if _image_files(root) else (
+        found = "images but no class sub-folders; a flat folder needs --labels FILE" if image_files(root) else (
             "no class sub-folders and no images")
         raise DataError(f"DATA folder {root} holds {found}.")
     synsets = _in1k_synsets()
     by_synset = all(folder.name in synsets for folder in classes)
     paths, labels = [], []
     for position, folder in enumerate(classes):
-        files = _image_files(folder)
+        files = image_files(folder)
         paths += files
         labels += [synsets[folder.name] if by_synset else position] * len(files)
     if not paths:
@@ -118,7 +118,7 @@ def _class_folders(root: Path) -> LabelledImages:
 
 def _image_key(name: str) -> str:
     """How a labels file and a folder name the same image: the relative path without its image suffix."""
-    from .train.data import IMAGE_SUFFIXES
+    from ssld_zoo.train.data import IMAGE_SUFFIXES
     path = PurePosixPath(name.strip().replace("\\", "/"))
     return os.fspath(path.with_suffix("")) if path.suffix.lower() in IMAGE_SUFFIXES else os.fspath(path)
 
@@ -193,8 +193,8 @@ def _kaggle_rows(path: Path, lines: list[str]) -> list[tuple[int, str, str]]:
 
 
 def _flat_folder(root: Path, labels_path: Path) -> LabelledImages:
-    from .train.data import IMAGE_SUFFIXES, Files, _image_files
-    files = _image_files(root)
+    from ssld_zoo.train.data import IMAGE_SUFFIXES, Files, image_files
+    files = image_files(root)
     if not files:
         raise DataError(f"DATA folder {root} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}).")
     labels_file = read_labels(labels_path)
@@ -232,8 +232,8 @@ def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = Non
     """A zoo name or weight, a Hub-layout folder, or `hf-hub:org/name`, with its (or `weights`') verified weights."""
     spec, source = os.fspath(model), os.fspath(weights) if weights is not None else None
     if spec.startswith(HF_HUB_PREFIX):
-        from .train.models import build_model
-        from .train.recipe import ModelSpec
+        from ssld_zoo.train.models import build_model
+        from ssld_zoo.train.recipe import ModelSpec
         built = build_model(ModelSpec(spec, source or True), "model", data_root)
         return LoadedModel(built.model, spec, source or spec, None)
     path = Path(spec).expanduser()
@@ -241,7 +241,7 @@ def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = Non
         return _load_folder(path, source, data_root, cache_dir)
     if os.sep in spec or "/" in spec:
         raise InvalidWeightsError(f"MODEL folder '{spec}' does not exist.")
-    from . import create
+    from ssld_zoo.models.factory import create
     entry = get_weight_entry(spec)
     module = create(spec, pretrained=source or True, data_root=data_root, cache_dir=cache_dir)
     return LoadedModel(module, entry.full_name, source or "catalogue", None if source else entry.hub.sha256)
@@ -259,11 +259,11 @@ def _load_folder(folder: Path, source: str | None, data_root: str | os.PathLike 
     sha256 = None if source else block.get("sha256")
     name = _catalogue_weight_name(block)
     if name is not None:
-        from . import create
+        from ssld_zoo.models.factory import create
         module = create(name, pretrained=source or folder, data_root=data_root, cache_dir=cache_dir)
         return LoadedModel(module, name, source or os.fspath(folder), sha256)
-    from .train.models import build_model
-    from .train.recipe import ModelSpec
+    from ssld_zoo.train.models import build_model
+    from ssld_zoo.train.recipe import ModelSpec
     args = {**config.get("model_args", {}), "num_classes": config.get("num_classes")}
     built = build_model(ModelSpec(config["architecture"], source or os.fspath(folder), args), "model", data_root)
     return LoadedModel(built.model, block.get("model") or config["architecture"], source or os.fspath(folder), sha256)
@@ -283,9 +283,9 @@ def _catalogue_weight_name(block: dict[str, Any]) -> str | None:
 # -- preprocessing ----------------------------------------------------------------------------------------------------
 def resolve_preprocessing(model: "torch.nn.Module", *, input_size: int | None = None, crop_pct: float | None = None,
                           interpolation: str | None = None) -> dict[str, Any]:
-    """The model's data config (`factory.preprocessing_config`, what `ssld_zoo.get_transform(model)` uses), with
-    the given overrides."""
-    from .factory import preprocessing_config
+    """The model's data config (`data.transforms.preprocessing_config`, what `ssld_zoo.get_transform(model)` uses),
+    with the given overrides."""
+    from ssld_zoo.data.transforms import preprocessing_config
     config = preprocessing_config(model)
     if input_size is not None:
         if input_size < 1:
@@ -397,7 +397,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
 
 def _paddle_transform(preprocessing: dict[str, Any]) -> Any:
     """PaddleClas's exact eval transform for the resolved sizes (the weights' own, or the overrides)."""
-    from .data.paddle_preprocess import paddle_transform_for
+    from ssld_zoo.data.paddle_preprocess import paddle_transform_for
     return paddle_transform_for(dict(preprocessing, input_size=list(preprocessing["input_size"])))
 
 
@@ -406,7 +406,7 @@ def _run(model: "torch.nn.Module", images: "Images", transform: Any, count: int,
     """Correct top-1 / top-5 predictions over the first `count` images of `images`."""
     import torch
     from tqdm import tqdm
-    from .train.data import EvalBatches, ImageDataset, loader
+    from ssld_zoo.train.data import EvalBatches, ImageDataset, loader
     dataset = ImageDataset([images], transform)
     batches = loader(dataset, EvalBatches(count, batch_size), workers=workers, pin_memory=device.type == "cuda")
     counts = Counts()
@@ -432,7 +432,7 @@ def _report(loaded: LoadedModel, data: str | os.PathLike, labelled: LabelledImag
             channels_last: bool) -> dict[str, Any]:
     import timm
     import torch
-    from . import __version__
+    from ssld_zoo.version import __version__
     return {
         "model": loaded.name, "weights": loaded.weights, "weights_sha256": loaded.weights_sha256,
         "data": os.fspath(data), "labels": labelled.labels_from, "classes": loaded.module.num_classes,
@@ -501,7 +501,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       data_root=args.data_root, cache_dir=args.cache_dir, preprocess=args.preprocess)
     text = json.dumps(result, indent=2) + "\n"
     if args.out is not None:
-        from .files import write_text_atomic
+        from ssld_zoo.files import write_text_atomic
         if not args.out.parent.is_dir():
             raise EvaluationError(f"--out {args.out}: folder {args.out.parent} does not exist.")
         write_text_atomic(args.out, text)

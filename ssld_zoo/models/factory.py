@@ -8,9 +8,9 @@ from typing import Any, Sequence
 import timm
 import torch
 
-from .models._stock import register_catalogue_models
-from .registry import get_model_entry, get_weight_entry
-from .weights import load_weights
+from ssld_zoo.models._stock import register_catalogue_models
+from ssld_zoo.catalogue.registry import get_model_entry, get_weight_entry
+from ssld_zoo.weights.sources import load_weights
 
 
 def create(name: str, pretrained: bool | str | os.PathLike = False, *, num_classes: int | None = None,
@@ -48,35 +48,3 @@ def create(name: str, pretrained: bool | str | os.PathLike = False, *, num_class
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **options)
 
     return load_weights(pretrained, get_weight_entry(name), build, cache_dir=cache_dir)
-
-
-def preprocessing_config(name_or_model: str | torch.nn.Module) -> dict[str, Any]:
-    """timm's data config (input size, crop_pct, interpolation, mean, std) of a zoo weight (`name` or `name.tag`) or
-    of a model built by `create()`."""
-    from timm.data import resolve_data_config
-    from .weights import pretrained_cfg_for
-    if isinstance(name_or_model, str):
-        cfg = pretrained_cfg_for(get_weight_entry(name_or_model))
-    else:
-        cfg = dict(getattr(name_or_model, "pretrained_cfg", {}))
-    return resolve_data_config({}, pretrained_cfg=cfg)
-
-
-def get_transform(name_or_model: str | torch.nn.Module, train: bool = False, *, exact: bool = False) -> Any:
-    """The preprocessing that belongs to a zoo weight (`name` or `name.tag`) or to a model built by `create()`.
-
-    By default timm's transform (PIL decode, antialiased resize), which every timm pipeline uses. `exact=True` gives
-    PaddleClas's own eval pipeline instead (OpenCV decode and resize, Paddle's rounding; `PaddleEvalTransform`),
-    the input on which PaddleClas measured its reported accuracy; it takes file paths, encoded bytes, PIL images or
-    RGB arrays.
-    """
-    if exact:
-        if train:
-            raise ValueError("exact=True is PaddleClas's eval preprocessing; there is no exact training transform.")
-        from .data.paddle_preprocess import paddle_transform_for
-        if isinstance(name_or_model, str):
-            return paddle_transform_for(get_weight_entry(name_or_model).preprocessing)
-        config = preprocessing_config(name_or_model)
-        return paddle_transform_for({**config, "input_size": list(config["input_size"])})
-    from timm.data import create_transform
-    return create_transform(**preprocessing_config(name_or_model), is_training=train)
