@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from ssld_zoo.errors import DataError, EvaluationError, InvalidWeightsError, UnknownModelError
 
 from ssld_zoo.catalogue.registry import get_weight_entry
-from ssld_zoo.weights.sources import CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, read_folder_config
+from ssld_zoo.weights.sources import (CONFIG_FILE, WEIGHTS_FILE, FileSource, FolderSource, HubSource, parse_source,
+                                      read_folder_config)
 
 if TYPE_CHECKING:
     import torch
@@ -231,16 +232,16 @@ def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = Non
                cache_dir: str | os.PathLike | None = None) -> LoadedModel:
     """A zoo name or weight, a Hub-layout folder, or `hf-hub:org/name`, with its (or `weights`') verified weights."""
     spec, source = os.fspath(model), os.fspath(weights) if weights is not None else None
-    if spec.startswith(HF_HUB_PREFIX):
+    named = parse_source(spec, catalogue=True)
+    if isinstance(named, HubSource):
         from ssld_zoo.train.models import build_model
         from ssld_zoo.train.recipe import ModelSpec
         built = build_model(ModelSpec(spec, source or True), "model", data_root)
         return LoadedModel(built.model, spec, source or spec, None)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return _load_folder(path, source, data_root, cache_dir)
-    if os.sep in spec or "/" in spec:
-        raise InvalidWeightsError(f"MODEL folder '{spec}' does not exist.")
+    if isinstance(named, FolderSource):
+        return _load_folder(named.path, source, data_root, cache_dir)
+    if isinstance(named, FileSource):
+        raise InvalidWeightsError(f"MODEL folder '{spec}' does not exist.", path=spec)
     from ssld_zoo.models.factory import create
     entry = get_weight_entry(spec)
     module = create(spec, pretrained=source or True, data_root=data_root, cache_dir=cache_dir)

@@ -78,14 +78,12 @@ def _weights_sha256(source: str, cache_dir: str | os.PathLike | None) -> str:
     """sha256 of the safetensors file behind an explicit `--weights` source (file, Hub-layout folder, hf-hub id)."""
     from ssld_zoo.files import file_sha256
     from ssld_zoo.weights.hub import hub_download, lfs_sha256
-    from ssld_zoo.catalogue.registry import HubFile
-    from ssld_zoo.weights.sources import HF_HUB_PREFIX, WEIGHTS_FILE, parse_hub_id
-    if source.startswith(HF_HUB_PREFIX):
-        repo_id, revision = parse_hub_id(source)
-        path = hub_download(HubFile(repo_id, WEIGHTS_FILE, revision, None, None), cache_dir=cache_dir)
+    from ssld_zoo.weights.sources import WEIGHTS_FILE, FolderSource, HubSource, parse_source
+    parsed = parse_source(source)
+    if isinstance(parsed, HubSource):
+        path = hub_download(parsed.file(), cache_dir=cache_dir)
         return lfs_sha256(path) or file_sha256(path)
-    path = Path(source).expanduser()
-    return file_sha256(path / WEIGHTS_FILE if path.is_dir() else path)
+    return file_sha256(parsed.path / WEIGHTS_FILE if isinstance(parsed, FolderSource) else parsed.path)
 
 
 def _build(name: str, weights: str | os.PathLike | bool | None,

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ssld_zoo.errors import InvalidWeightsError, ModelBuildError, UnknownModelError
-from ssld_zoo.weights.sources import (CONFIG_FILE, HF_HUB_PREFIX, WEIGHTS_FILE, cfg_from_config, read_folder_config,
-                                      use_folder)
+from ssld_zoo.weights.sources import (FolderSource, HubSource, cfg_from_config, hub_config, parse_source,
+                                      read_folder_config, use_folder)
 from ssld_zoo.train.recipe import ModelSpec
 
 TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin")
@@ -74,14 +74,6 @@ def _zoo_entry(name: str) -> Any:
         return None
 
 
-def _hub_config(spec: str) -> dict[str, Any]:
-    from ssld_zoo.weights import hub
-    from ssld_zoo.catalogue.registry import HubFile
-    from ssld_zoo.weights.sources import parse_hub_id
-    repo_id, revision = parse_hub_id(spec)
-    return read_folder_config(hub.hub_download(HubFile(repo_id, CONFIG_FILE, revision, None, None)).parent)
-
-
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -113,20 +105,14 @@ def _load_torch(path: Path) -> dict[str, torch.Tensor]:
 def load_state(pretrained: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """A state dict and the pretrained-cfg overlay (preprocessing, classes) that comes with it, from a local path or
     `hf-hub:org/name[@revision]` (see the module docstring)."""
-    if pretrained.startswith(HF_HUB_PREFIX):
+    source = parse_source(pretrained)
+    if isinstance(source, HubSource):
         from ssld_zoo.weights import hub
-        from ssld_zoo.errors import WeightsUnavailableError
-        from ssld_zoo.catalogue.registry import HubFile
-        from ssld_zoo.weights.sources import parse_hub_id
-        repo_id, revision = parse_hub_id(pretrained)
-        try:
-            cfg = cfg_from_config(_hub_config(pretrained))
-        except WeightsUnavailableError:
-            cfg = {}  # a repo with only model.safetensors still works
-        return hub.fetch_verified(HubFile(repo_id, WEIGHTS_FILE, revision, None, None), _load_safetensors), cfg
-    path = Path(pretrained).expanduser()
-    if path.is_dir():
-        return use_folder(path, _load_safetensors), cfg_from_config(read_folder_config(path))
+        cfg = cfg_from_config(hub_config(source))
+        return hub.fetch_verified(source.file(), _load_safetensors), cfg
+    if isinstance(source, FolderSource):
+        return use_folder(source.path, _load_safetensors), cfg_from_config(read_folder_config(source.path))
+    path = source.path
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise InvalidWeightsError(f"pretrained='{pretrained}': no such file.")
@@ -155,8 +141,9 @@ def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None 
     """The bare model of a recipe's `student` or `teacher` (`role`), with its weights (zoo weights kept in the data
     folder, like the CIFAR-10 teachers, are looked up in `data_root`, else `$SSLD_ZOO_DATA`)."""
     name, pretrained, args = spec.model, spec.pretrained, dict(spec.model_args)
-    if name.startswith(HF_HUB_PREFIX):
-        config = _hub_config(name)
+    model_source = parse_source(name, catalogue=True)
+    if isinstance(model_source, HubSource):
+        config = hub_config(model_source)
         if not isinstance(config.get("architecture"), str):
             raise ModelBuildError(f"{role}.model '{name}' has no config.json naming its timm architecture.")
         args = {**config.get("model_args", {}), "num_classes": config.get("num_classes"), **args}
@@ -169,7 +156,7 @@ def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None 
     if entry is not None:
         from ssld_zoo.models.factory import create
         model = create(name, pretrained=False if local else pretrained, data_root=data_root, **args)
-    elif name.startswith(HF_HUB_PREFIX) or timm.is_model(name):
+    elif timm.is_model(name):
         model = timm.create_model(name, pretrained=bool(pretrained) and not local, **args)
     else:
         raise ModelBuildError(f"{role}.model '{name}' is neither a zoo model (`ssld-zoo list`) nor a timm model "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, TypeVar
 
@@ -194,12 +195,64 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def parse_hub_id(spec: str) -> tuple[str, str | None]:
-    repo, _, revision = spec[len(HF_HUB_PREFIX):].partition("@")
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        raise InvalidWeightsError(f"pretrained='{spec}' must look like 'hf-hub:org/name' or "
-                                  "'hf-hub:org/name@revision'.")
-    return repo, revision or None
+@dataclass(frozen=True)
+class CatalogueSource:
+    """A catalogue weight by name: `name` or `name.tag` (what `pretrained=True` loads for a zoo name)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """`hf-hub:org/name[@revision]`: `model.safetensors` (and `config.json`, when there is one) of a Hub repo."""
+
+    repo_id: str
+    revision: str | None
+
+    def file(self, filename: str = WEIGHTS_FILE) -> HubFile:
+        return HubFile(self.repo_id, filename, self.revision, None, None)
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """A Hub-layout folder: `model.safetensors` + `config.json` (which pins its sha256)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A weight file (its suffix says what it is; whether it exists is for the consumer to say)."""
+
+    path: Path
+
+
+WeightSource = CatalogueSource | HubSource | FolderSource | FileSource
+
+
+def parse_source(spec: str | os.PathLike, *, catalogue: bool = False) -> WeightSource:
+    """What a weights argument names, decided in one place for `create`, `train`, `eval`, `export`, `cache` and
+    `mine`: `hf-hub:org/name[@revision]`, an existing folder, a file path, or (with `catalogue=True`) a catalogue
+    name when `spec` is not a path. Raises `InvalidWeightsError` for a malformed Hub id."""
+    text = os.fspath(spec)
+    if text.startswith(HF_HUB_PREFIX):
+        repo, _, revision = text[len(HF_HUB_PREFIX):].partition("@")
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+        try:
+            validate_repo_id(repo)
+            valid = repo.count("/") == 1 and (not revision or "/" not in revision or revision.startswith("refs/"))
+        except HFValidationError:
+            valid = False
+        if not valid:
+            raise InvalidWeightsError(f"'{text}' must look like 'hf-hub:org/name' or 'hf-hub:org/name@revision' "
+                                      "(letters, digits, '-', '_' and '.' in org and name).", key=text)
+        return HubSource(repo, revision or None)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return FolderSource(path)
+    if catalogue and not path.exists() and "/" not in text and os.sep not in text:
+        return CatalogueSource(text)  # not a path: a name (an unknown one is refused with suggestions when used)
+    return FileSource(path)
 
 
 def load_weights(pretrained: str | os.PathLike, weight: WeightEntry, build: Callable[[Path, dict[str, Any]], T], *,
@@ -213,20 +266,20 @@ def load_weights(pretrained: str | os.PathLike, weight: WeightEntry, build: Call
     if not isinstance(pretrained, (str, os.PathLike)):
         raise InvalidWeightsError(f"pretrained must be False, True, a path or 'hf-hub:org/name', not {pretrained!r}.")
     spec = os.fspath(pretrained)
-    if spec.startswith(HF_HUB_PREFIX):
-        repo_id, revision = parse_hub_id(spec)
-        config = {}
-        try:
-            config = read_folder_config(hub.hub_download(HubFile(repo_id, CONFIG_FILE, revision, None, None),
-                                                         cache_dir=cache_dir).parent)
-        except WeightsUnavailableError:
-            pass  # a repo with only model.safetensors still works, with the catalogue's preprocessing
-        cfg = {**catalogue_cfg, **cfg_from_config(config)}
-        return hub.fetch_verified(HubFile(repo_id, WEIGHTS_FILE, revision, None, None), lambda p: build(p, cfg),
-                                  cache_dir=cache_dir)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        cfg = {**catalogue_cfg, **cfg_from_config(read_folder_config(path))}
-        return use_folder(path, lambda p: build(p, cfg))
-    _check_safetensors_path(path, spec)
-    return build(path, catalogue_cfg)
+    source = parse_source(spec)
+    if isinstance(source, HubSource):
+        cfg = {**catalogue_cfg, **cfg_from_config(hub_config(source, cache_dir=cache_dir))}
+        return hub.fetch_verified(source.file(), lambda p: build(p, cfg), cache_dir=cache_dir)
+    if isinstance(source, FolderSource):
+        cfg = {**catalogue_cfg, **cfg_from_config(read_folder_config(source.path))}
+        return use_folder(source.path, lambda p: build(p, cfg))
+    _check_safetensors_path(source.path, spec)
+    return build(source.path, catalogue_cfg)
+
+
+def hub_config(source: HubSource, *, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The repo's `config.json` (empty when it has none: a repo with only `model.safetensors` works too)."""
+    try:
+        return read_folder_config(hub.hub_download(source.file(CONFIG_FILE), cache_dir=cache_dir).parent)
+    except WeightsUnavailableError:
+        return {}
