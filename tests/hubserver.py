@@ -81,7 +81,8 @@ class FakeHub:
     """`FakeHub()` starts serving; `publish()` files; point `HF_ENDPOINT` at `.endpoint`.
 
     `stop()` and `start()` take the servers down and up again on the same ports (the endpoint stays valid);
-    `reset()` forgets every repo, the request log and the write token.
+    `reset()` forgets every repo, the request log and the write token. `silent.set()` makes the Hub accept
+    connections and never answer them.
     """
 
     def __init__(self) -> None:
@@ -92,6 +93,9 @@ class FakeHub:
         self.endpoint, self.cdn = (f"http://127.0.0.1:{port}" for port in self._ports)
 
     def reset(self) -> None:
+        if hasattr(self, "released"):
+            self.released.set()  # let go of requests held by `silent`
+        self.silent, self.released = threading.Event(), threading.Event()
         self.repos: dict[str, Repo] = {}
         self.blobs: dict[str, bytes] = {}
         self.log: list[tuple[str, str]] = []
@@ -261,6 +265,9 @@ class FakeHub:
             def answer(self, send_body: bool) -> None:
                 path = unquote(urlsplit(self.path).path).lstrip("/")
                 hub.log.append((self.command, "/" + path))
+                if hub.silent.is_set():  # accept the connection, never answer (until `reset()`)
+                    hub.released.wait()
+                    return
                 body = self.read_body()
                 try:
                     reply = (hub._write(path, body, self.headers.get("Authorization")) if self.command == "POST"

@@ -174,3 +174,26 @@ def test_hub_errors_carry_repo_filename_and_revision(fake_hub):
         zoo_hub.hub_download(missing)
     assert (caught.value.repo_id, caught.value.filename, caught.value.revision) == (
         "nobody/nothing", "model.safetensors", "0" * 40)
+
+
+def test_a_hub_that_never_answers_is_given_up_after_the_deadline(fake_hub, monkeypatch, tmp_path):
+    """A Hub that accepts connections and never answers: huggingface_hub alone retries for minutes per file."""
+    import time
+
+    from ssld_zoo.errors import OfflineError
+    monkeypatch.setenv("SSLD_ZOO_HUB_DEADLINE_S", "2")
+    fake_hub.silent.set()
+    start = time.monotonic()
+    try:
+        with pytest.raises(OfflineError, match=f"The Hub at {fake_hub.endpoint} did not deliver .* within 2 s"):
+            zoo_hub.hub_download(HubFile("silent/hub", "model.safetensors", "1" * 40, None, None),
+                                 cache_dir=tmp_path / "cache")
+    finally:
+        fake_hub.reset()
+    assert time.monotonic() - start < 10
+
+
+def test_a_bad_deadline_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("SSLD_ZOO_HUB_DEADLINE_S", "soon")
+    with pytest.raises(WeightsUnavailableError, match="SSLD_ZOO_HUB_DEADLINE_S='soon' is not a positive number"):
+        zoo_hub.hub_download(HubFile("org/name", "model.safetensors", "0" * 40, None, None))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ssld_zoo.version import __version__
 from ssld_zoo.files import file_sha256
@@ -19,6 +20,8 @@ from ssld_zoo.errors import IntegrityError, OfflineError, WeightsUnavailableErro
 from ssld_zoo.catalogue.registry import HubFile
 
 T = TypeVar("T")
+HUB_DEADLINE_S = 300
+DEADLINE_ENV = "SSLD_ZOO_HUB_DEADLINE_S"
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -40,8 +43,9 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
                                         RevisionNotFoundError)
     what = _describe(hub)
     try:
-        return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, cache_dir=cache_dir,
-                                    force_download=force, library_name="ssld_zoo", library_version=__version__))
+        return Path(_within_deadline(lambda: hf_hub_download(
+            hub.repo_id, hub.filename, revision=hub.revision, cache_dir=cache_dir, force_download=force,
+            endpoint=constants.ENDPOINT, library_name="ssld_zoo", library_version=__version__), what))
     except RevisionNotFoundError:
         raise WeightsUnavailableError(f"Revision '{hub.revision}' does not exist in repo '{hub.repo_id}' on "
                                       f"{constants.ENDPOINT} (needed for {what}). The pinned revision may have been "
@@ -61,6 +65,43 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
             "mirror.", **_about(hub)) from None
     except EntryNotFoundError:
         raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} has no {what}.", **_about(hub)) from None
+
+
+def deadline_s() -> float:
+    """The most one Hub download may take, retries included (`SSLD_ZOO_HUB_DEADLINE_S`, default `HUB_DEADLINE_S`)."""
+    value = os.environ.get(DEADLINE_ENV)
+    try:
+        seconds = float(value) if value else HUB_DEADLINE_S
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise WeightsUnavailableError(f"{DEADLINE_ENV}={value!r} is not a positive number of seconds.")
+    return seconds
+
+
+def _within_deadline(call: Callable[[], T], what: str) -> T:
+    """`call()` in a daemon thread, given up after `deadline_s()`: huggingface_hub retries a server that accepts
+    connections and never answers for minutes per file, with no overall limit of its own."""
+    from huggingface_hub import constants
+    limit = deadline_s()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = call()
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=target, name="ssld_zoo-hub-download", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        raise OfflineError(f"The Hub at {constants.ENDPOINT} did not deliver {what} within {limit:.0f} s "
+                           f"({DEADLINE_ENV}); it accepts connections but does not answer. Check HF_ENDPOINT and the "
+                           "network, or set HF_HUB_OFFLINE=1 to use cached files only.")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def use_verified(path: Path, use: Callable[[Path], T], sha256: str | None,
