@@ -51,6 +51,28 @@ def _bomb(tmp: Path) -> str:
     return str(tmp / "bomb.png")
 
 
+def _nan_weights(tmp: Path) -> str:
+    """resnet20_cifar's shipped weights with one NaN: a file that passes every format check."""
+    from safetensors.torch import load_file, save_file
+
+    from ssld_zoo.catalogue.registry import get_weight_entry
+    state = load_file(get_weight_entry("resnet20_cifar.sup_cifar10").file)
+    state["linear.weight"][0, 0] = float("nan")
+    save_file(state, tmp / "nan.safetensors")
+    return str(tmp / "nan.safetensors")
+
+
+def _folder_with_cfg(tmp: Path, **pretrained_cfg: object) -> str:
+    """A Hub-layout folder of a shipped student whose config.json's pretrained_cfg has `pretrained_cfg` changes."""
+    import json
+    main(["download", "resnet20_cifar.sup_cifar10", "--to", str(tmp / "dl")])
+    config_path = tmp / "dl" / "resnet20_cifar.sup_cifar10" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["pretrained_cfg"].update(pretrained_cfg)
+    config_path.write_text(json.dumps(config))
+    return str(config_path.parent)
+
+
 def _metrics(tmp: Path, text: str) -> str:
     (tmp / "run").mkdir()
     (tmp / "run" / "metrics.jsonl").write_text(text)
@@ -94,6 +116,17 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda t: ["convert", "--paddle", _pdparams(t, b"PK\x03\x04" + b"\x00" * 40), "--model", "lcnet_025_ssld",
                    "--out", str(t / "o")],
         "it is a zip archive"),
+    "predict --weights with NaN values": (
+        lambda t: ["predict", "resnet20_cifar", _png(t), "--weights", _nan_weights(t)],
+        "hold NaN or infinite values in 1 tensor(s), e.g. linear.weight"),
+    "eval a folder whose config.json asks for 45000 px": (
+        lambda t: ["eval", _folder_with_cfg(t, input_size=[3, 45000, 45000]), "cifar10:test", "--limit", "2"],
+        "input_size (3, 45000, 45000) is not [channels, height, width]"),
+    "eval a folder whose config.json has a string crop_pct": (
+        lambda t: ["eval", _folder_with_cfg(t, crop_pct="0.9"), "cifar10:test", "--limit", "2"],
+        "crop_pct '0.9' is not a number in (0, 1]"),
+    "eval a malformed hf-hub id": (lambda t: ["eval", "hf-hub:a/b/c", "cifar10:test"],
+                                   "must look like 'hf-hub:org/name'"),
     # -- hostile arguments -----------------------------------------------------------------------------------
     "predict a decompression bomb": (lambda t: ["predict", "resnet20_cifar.sup_cifar10", _bomb(t)],
                                      "cannot read image"),

@@ -14,6 +14,7 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models._builder import resolve_pretrained_cfg
 
 from ssld_zoo.catalogue import registry
+from ssld_zoo.models.checks import check_finite
 from ssld_zoo.weights.sources import load_catalogue_weights, pretrained_cfg_for
 
 ModelFn = Callable[..., Any]
@@ -44,11 +45,15 @@ def register_zoo_model(fn: ModelFn) -> ModelFn:
         data_root = kwargs.pop("data_root", None)
         cfg = resolve_pretrained_cfg(name, pretrained_cfg=kwargs.pop("pretrained_cfg", None),
                                      pretrained_cfg_overlay=kwargs.pop("pretrained_cfg_overlay", None))
-        if not pretrained or cfg.file or cfg.state_dict:
-            return fn(pretrained=pretrained, pretrained_cfg=cfg, **kwargs)
+        if not pretrained:
+            return fn(pretrained=False, pretrained_cfg=cfg, **kwargs)
+        if cfg.file or cfg.state_dict:
+            return check_finite(fn(pretrained=True, pretrained_cfg=cfg, **kwargs), cfg.file or "the state dict")
         weight = registry.get_model_entry(name).weight(cfg.tag)
         return load_catalogue_weights(
-            weight, lambda path: fn(pretrained=True, pretrained_cfg=replace(cfg, file=str(path)), **kwargs),
+            weight, lambda path: check_finite(fn(pretrained=True, pretrained_cfg=replace(cfg, file=str(path)),
+                                                 **kwargs), weight.full_name),
             cache_dir=kwargs.get("cache_dir"), data_root=data_root)
 
     return register_model(entrypoint)
+

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from ssld_zoo.errors import DataError, EvaluationError, InvalidWeightsError, UnknownModelError
 
 from ssld_zoo.catalogue.registry import get_weight_entry
-from ssld_zoo.weights.sources import (CONFIG_FILE, WEIGHTS_FILE, FileSource, FolderSource, HubSource, parse_source,
-                                      read_folder_config)
+from ssld_zoo.weights.sources import (CONFIG_FILE, WEIGHTS_FILE, FileSource, FolderSource, HubSource, cfg_from_config,
+                                      parse_source, read_folder_config)
 
 if TYPE_CHECKING:
     import torch
@@ -253,6 +253,7 @@ def _load_folder(folder: Path, source: str | None, data_root: str | os.PathLike 
     """A Hub-layout folder: a catalogue weight when its `config.json`'s `ssld_zoo` block names one, else its timm
     `architecture` with its own classes and preprocessing."""
     config = read_folder_config(folder)
+    cfg_from_config(config, str(folder / CONFIG_FILE))  # every value checked before a model is built from them
     if not (folder / WEIGHTS_FILE).is_file() or not isinstance(config.get("architecture"), str):
         raise InvalidWeightsError(f"MODEL folder {folder} is not in Hub layout: it needs {WEIGHTS_FILE} and a "
                                   f"{CONFIG_FILE} naming its timm 'architecture' (as `ssld-zoo download` writes).")

@@ -22,6 +22,7 @@ from torch import nn
 from ssld_zoo.errors import InvalidWeightsError, ModelBuildError, UnknownModelError
 from ssld_zoo.weights.sources import (FolderSource, HubSource, cfg_from_config, hub_config, parse_source,
                                       read_folder_config, use_folder)
+from ssld_zoo.models.checks import check_finite
 from ssld_zoo.train.recipe import ModelSpec
 
 TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin")
@@ -108,10 +109,11 @@ def load_state(pretrained: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     source = parse_source(pretrained)
     if isinstance(source, HubSource):
         from ssld_zoo.weights import hub
-        cfg = cfg_from_config(hub_config(source))
+        cfg = cfg_from_config(hub_config(source), f"config.json of {source.repo_id}")
         return hub.fetch_verified(source.file(), _load_safetensors), cfg
     if isinstance(source, FolderSource):
-        return use_folder(source.path, _load_safetensors), cfg_from_config(read_folder_config(source.path))
+        return (use_folder(source.path, _load_safetensors),
+                cfg_from_config(read_folder_config(source.path), str(source.path / "config.json")))
     path = source.path
     if path.suffix == ".safetensors":
         if not path.is_file():
@@ -135,6 +137,7 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, nam
                     for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)) if keys]
         raise InvalidWeightsError(f"Weights {source} do not fit model '{name}': {'; '.join(problems)}.")
     model.load_state_dict(state, strict=False)
+    check_finite(model, source)
 
 
 def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None = None) -> Built:

@@ -13,6 +13,7 @@ Resolution order for `create(name, pretrained=...)`:
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -144,15 +145,57 @@ def read_folder_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def cfg_from_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Pretrained-cfg overlay from a timm `config.json` (preprocessing and classes; never a weight source)."""
-    cfg = {k: v for k, v in config.get("pretrained_cfg", {}).items() if k not in _NOT_CFG_KEYS}
+MAX_INPUT_PX = 4096  # a side; the largest SSLD weight is evaluated at 320
+MAX_CLASSES = 100_000
+
+
+def cfg_from_config(config: dict[str, Any], where: str = CONFIG_FILE) -> dict[str, Any]:
+    """Pretrained-cfg overlay from a timm `config.json` (preprocessing and classes; never a weight source), with
+    every value checked before anything is built from it (`where` names the file in the error)."""
+    pretrained = config.get("pretrained_cfg", {})
+    if not isinstance(pretrained, dict):
+        raise InvalidWeightsError(f"{where}: 'pretrained_cfg' must be an object.", path=where, key="pretrained_cfg")
+    cfg = {k: v for k, v in pretrained.items() if k not in _NOT_CFG_KEYS}
     for key in ("input_size", "mean", "std", "test_input_size", "pool_size"):
         if isinstance(cfg.get(key), list):
             cfg[key] = tuple(cfg[key])
     if "num_classes" in config:
         cfg["num_classes"] = config["num_classes"]
+    _check_cfg(cfg, where)
     return cfg
+
+
+def _check_cfg(cfg: dict[str, Any], where: str) -> None:
+    def refuse(key: str, what: str) -> None:
+        raise InvalidWeightsError(f"{where}: {key} {cfg[key]!r} {what}; fix or re-create the folder.", path=where,
+                                  key=key)
+
+    def whole(value: Any, low: int, high: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    channels = 3
+    for key in ("input_size", "test_input_size"):
+        size = cfg.get(key)
+        if size is not None:
+            if not (isinstance(size, tuple) and len(size) == 3 and whole(size[0], 1, 16)
+                    and all(whole(v, 1, MAX_INPUT_PX) for v in size[1:])):
+                refuse(key, f"is not [channels, height, width] with 1-16 channels and 1-{MAX_INPUT_PX} px a side")
+            channels = size[0] if key == "input_size" else channels
+    if "crop_pct" in cfg and not (number(cfg["crop_pct"]) and 0 < cfg["crop_pct"] <= 1):
+        refuse("crop_pct", "is not a number in (0, 1]")
+    if "num_classes" in cfg and not whole(cfg["num_classes"], 0, MAX_CLASSES):
+        refuse("num_classes", f"is not a whole number from 0 to {MAX_CLASSES:,}")
+    for key in ("mean", "std"):
+        values = cfg.get(key)
+        if values is not None and not (isinstance(values, tuple) and len(values) == channels
+                                       and all(number(v) for v in values) and (key == "mean" or min(values) > 0)):
+            refuse(key, f"is not {channels} finite numbers" + (" above 0" if key == "std" else ""))
+    if "interpolation" in cfg and cfg["interpolation"] not in ("bilinear", "bicubic", "nearest", "lanczos",
+                                                               "random"):
+        refuse("interpolation", "is not bilinear, bicubic or nearest")
 
 
 def _check_safetensors_path(path: Path, given: str) -> None:
@@ -268,10 +311,11 @@ def load_weights(pretrained: str | os.PathLike, weight: WeightEntry, build: Call
     spec = os.fspath(pretrained)
     source = parse_source(spec)
     if isinstance(source, HubSource):
-        cfg = {**catalogue_cfg, **cfg_from_config(hub_config(source, cache_dir=cache_dir))}
+        cfg = {**catalogue_cfg, **cfg_from_config(hub_config(source, cache_dir=cache_dir),
+                                                  f"{CONFIG_FILE} of {source.repo_id}")}
         return hub.fetch_verified(source.file(), lambda p: build(p, cfg), cache_dir=cache_dir)
     if isinstance(source, FolderSource):
-        cfg = {**catalogue_cfg, **cfg_from_config(read_folder_config(source.path))}
+        cfg = {**catalogue_cfg, **cfg_from_config(read_folder_config(source.path), str(source.path / CONFIG_FILE))}
         return use_folder(source.path, lambda p: build(p, cfg))
     _check_safetensors_path(source.path, spec)
     return build(source.path, catalogue_cfg)
