@@ -267,3 +267,11 @@ def test_errors_are_one_line(tmp_path: Path, cifar_pool: Path, eval_list: Path,
     assert main(["mine", "--teacher", "resnet20_cifar", "--pool", str(cifar_pool), "--exclude", str(eval_list),
                  "--per-class", "0", "--out", str(tmp_path / "e.txt")]) == 1
     assert capsys.readouterr().err == "ssld-zoo: error: --per-class must be at least 1, not 0.\n"
+
+
+def test_a_truncated_mining_state_is_one_clear_error(tmp_path: Path) -> None:
+    state = tmp_path / "state.npz"
+    state.write_bytes(b"PK\x03\x04" + b"\x00" * 20)  # the start of a zip archive, cut off
+    with pytest.raises(MineError, match="cannot read the mining state .* delete it and start over"):
+        MineState.load(state)
+

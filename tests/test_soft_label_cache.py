@@ -170,6 +170,34 @@ def test_corrupt_and_missing_shards_are_reported(cache_dir: Path, tmp_path: Path
     assert "files verified" in capsys.readouterr().out
 
 
+def test_garbage_with_a_matching_sha256_and_a_damaged_manifest_are_reported(cache_dir: Path, tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture):
+    """The sha256 check cannot catch a shard replaced together with its manifest entry, or a hand-edited manifest:
+    `--verify` also reads each shard's header, and the manifest's fields are checked before anything relies on them."""
+    import hashlib
+    import json
+    import shutil
+
+    from ssld_zoo.cli import main
+    broken = tmp_path / "garbage"
+    shutil.copytree(cache_dir, broken)
+    shard = broken / shard_name(0, 0, 0)
+    shard.write_bytes(b"\x10" + b"\x00" * 7 + b"not json at all!")
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["files"][shard_name(0, 0, 0)]["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    r = recipe(tmp_path, soft_labels="cache", cache__dir=str(broken))
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(r.raw))
+    assert main(["cache", str(path), "--verify"]) == 1
+    assert "p00-v000-c0000.safetensors is not a soft-label shard" in capsys.readouterr().err
+
+    manifest["views"] = "2"
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CacheError, match="manifest.json is damaged: 'views' is missing or not int"):
+        train(r, tmp_path / "run", device="cpu")
+
+
 @pytest.mark.parametrize("change, message", [
     ({"teacher__model": "resnet44_cifar"}, r"made with teacher resnet32_cifar .* this recipe's teacher is resnet44"),
     ({"teacher__bn": "eval"}, r"made with teacher resnet32_cifar \(pretrained True, bn train"),

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -344,7 +345,7 @@ class MineState:
                             histogram=z["histogram"].tolist())
                 for c, s, i in zip(z["heap_class"].tolist(), z["heap_score"].tolist(), z["heap_index"].tolist()):
                     state.heaps[c].append((s, -i))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
             raise MineError(f"cannot read the mining state {path} ({e}); delete it and start over without "
                             "--resume.") from None
         for heap in state.heaps:
@@ -409,7 +410,7 @@ class Excluder:
                     return None
                 feats = torch.from_numpy(z["features"]) if settings.dedup == "features" else None
                 return cls(settings, z["hashes"], feats, z["indices"])
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
 
 

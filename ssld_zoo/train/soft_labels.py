@@ -121,19 +121,48 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise CacheError(f"Cannot read {path}: {e}. Rebuild the cache with `ssld-zoo cache`.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CacheError(f"{path} is not a version-{VERSION} ssld_zoo soft-label cache.")
+    if manifest.get("complete"):
+        _check_manifest(manifest, path)
     return manifest
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
 def _memmap(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file as read-only arrays over one memory map (no copy, one file handle)."""
-    raw = np.memmap(path, dtype=np.uint8, mode="r")
-    size = int.from_bytes(raw[:8].tobytes(), "little")
-    header = json.loads(raw[8:8 + size].tobytes())
-    base = 8 + size
-    return {name: raw[base + info["data_offsets"][0]:base + info["data_offsets"][1]].view(
-                _DTYPES[info["dtype"]]).reshape(info["shape"])
-            for name, info in header.items() if name != "__metadata__"}
+    """The tensors of a safetensors file as read-only arrays over one memory map (no copy, one file handle); a file
+    that is not one (whatever its recorded sha256) is one `CacheError`."""
+    try:
+        raw = np.memmap(path, dtype=np.uint8, mode="r")
+        size = int.from_bytes(raw[:8].tobytes(), "little")
+        header = json.loads(raw[8:8 + size].tobytes())
+        base = 8 + size
+        return {name: raw[base + info["data_offsets"][0]:base + info["data_offsets"][1]].view(
+                    _DTYPES[info["dtype"]]).reshape(info["shape"])
+                for name, info in header.items() if name != "__metadata__"}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:  # JSONDecodeError included
+        raise CacheError(f"{path} is not a soft-label shard ({type(e).__name__}: {e}); rebuild the cache with "
+                         "`ssld-zoo cache RECIPE.yaml --out DIR`.", path=str(path)) from None
+
+
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "views": int, "topk": int, "shard_images": int, "seed": int, "sources": list, "files": dict,
+    "teacher": dict, "complete": bool}
+
+
+def _check_manifest(manifest: dict[str, Any], path: Path) -> None:
+    """The manifest's fields have the types the reader relies on (a damaged or hand-edited one is one clear error)."""
+    def refuse(what: str) -> None:
+        raise CacheError(f"{path} is damaged: {what}. Rebuild the cache with `ssld-zoo cache RECIPE.yaml --out "
+                         "DIR`.", path=str(path))
+
+    for key, kind in _MANIFEST_FIELDS.items():
+        if not isinstance(manifest.get(key), kind) or (kind is int and isinstance(manifest[key], bool)):
+            refuse(f"'{key}' is missing or not {getattr(kind, '__name__', kind)}")
+    if manifest["views"] < 1 or manifest["shard_images"] < 1 or manifest["topk"] < 1:
+        refuse("'views', 'topk' and 'shard_images' must be at least 1")
+    if not all(isinstance(s, dict) and isinstance(s.get("images"), int) for s in manifest["sources"]):
+        refuse("every entry of 'sources' needs a whole number of 'images'")
+    if not all(isinstance(r, dict) and isinstance(r.get("sha256"), str) for r in manifest["files"].values()):
+        refuse("every entry of 'files' needs its 'sha256'")
 
 
 class SoftLabels:
@@ -245,6 +274,7 @@ def _check_files(folder: Path, manifest: dict[str, Any]) -> None:
         if actual != record["sha256"]:
             raise CacheError(f"{path} is corrupt: sha256 {actual}, the manifest says {record['sha256']}. Run "
                              "`ssld-zoo cache` again with the same recipe and --out to rewrite it.")
+        _memmap(path)  # and it is a shard: its header reads (a file with a matching sha256 may still be garbage)
 
 
 class CachedDataset(ImageDataset):
