@@ -82,7 +82,7 @@ class FakeHub:
 
     `stop()` and `start()` take the servers down and up again on the same ports (the endpoint stays valid);
     `reset()` forgets every repo, the request log and the write token. `silent.set()` makes the Hub accept
-    connections and never answer them.
+    connections and never answer them; `cdn_status` and `cdn_cut` make the CDN fail or cut files short.
     """
 
     def __init__(self) -> None:
@@ -96,6 +96,8 @@ class FakeHub:
         if hasattr(self, "released"):
             self.released.set()  # let go of requests held by `silent`
         self.silent, self.released = threading.Event(), threading.Event()
+        self.cdn_status: int | None = None  # the CDN answers every request with this status
+        self.cdn_cut = False  # the CDN sends half of each file and closes the connection
         self.repos: dict[str, Repo] = {}
         self.blobs: dict[str, bytes] = {}
         self.log: list[tuple[str, str]] = []
@@ -292,6 +294,18 @@ class FakeHub:
                     self.reply(*hub._store(oid, self.read_body()), send_body)
                     return
                 data = hub.blobs.get(oid)
+                if hub.cdn_status is not None:  # a failing CDN
+                    self.reply(hub.cdn_status, {}, b"CDN failure", send_body)
+                    return
+                if hub.cdn_cut and data is not None and send_body:  # promise the whole file, send half, hang up
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(data[:len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.reply(404 if data is None else 200, {}, data or b"", send_body)
 
         return Handler

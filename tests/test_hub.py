@@ -197,3 +197,16 @@ def test_a_bad_deadline_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("SSLD_ZOO_HUB_DEADLINE_S", "soon")
     with pytest.raises(WeightsUnavailableError, match="SSLD_ZOO_HUB_DEADLINE_S='soon' is not a positive number"):
         zoo_hub.hub_download(HubFile("org/name", "model.safetensors", "0" * 40, None, None))
+
+
+@pytest.mark.parametrize("fault, expected", [
+    ("cdn_status", r"answered HTTP 500 for file 'model.safetensors' of repo 'me/cdn'"),
+    ("cdn_cut", r"The connection to the Hub at .* broke while downloading file 'model.safetensors' of repo 'me/cdn'"),
+])
+def test_a_failing_or_cut_cdn_is_one_clear_error(fake_hub, fault, expected, tmp_path):
+    """The LFS redirect leads to a CDN that answers 500, or that sends half the file and hangs up."""
+    from ssld_zoo.errors import SsldZooError
+    commit = fake_hub.publish("me/cdn", {"model.safetensors": b"\x01" * 4096})
+    setattr(fake_hub, fault, 500 if fault == "cdn_status" else True)
+    with pytest.raises(SsldZooError, match=expected):
+        zoo_hub.hub_download(HubFile("me/cdn", "model.safetensors", commit, None, None), cache_dir=tmp_path)

@@ -39,8 +39,8 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
     """`hf_hub_download` of one pinned file; Hub errors become one clear `SsldZooError` naming repo, file and
     revision."""
     from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
     what = _describe(hub)
     try:
         return Path(_within_deadline(lambda: hf_hub_download(
@@ -65,6 +65,23 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
             "mirror.", **_about(hub)) from None
     except EntryNotFoundError:
         raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} has no {what}.", **_about(hub)) from None
+    except HfHubHTTPError as e:  # after the specific errors above, which are HfHubHTTPErrors too
+        response = getattr(e, "response", None)
+        status = f"HTTP {response.status_code}" if response is not None else "an HTTP error"
+        raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} (or its file host) answered {status} for "
+                                      f"{what}. Try again later, or set HF_ENDPOINT to a mirror.",
+                                      **_about(hub)) from None
+    except transport_errors() as e:
+        raise OfflineError(f"The connection to the Hub at {constants.ENDPOINT} broke while downloading {what} "
+                           f"({type(e).__name__}: {' '.join(str(e).split())[:160]}). Try again: the download "
+                           "resumes where it stopped.", **_about(hub)) from None
+
+
+def transport_errors() -> tuple[type[Exception], ...]:
+    """Network errors of the Hub client's HTTP library: `requests` (huggingface_hub 0.x) raises OSErrors,
+    httpx/httpx2 (1.x/2.x) their own `HTTPError`; a body cut short is one of them."""
+    import sys
+    return (OSError, *(sys.modules[name].HTTPError for name in ("httpx", "httpx2") if name in sys.modules))
 
 
 def deadline_s() -> float:

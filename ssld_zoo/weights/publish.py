@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 
 from ssld_zoo.version import __version__
 from ssld_zoo.errors import IntegrityError, InvalidWeightsError, PublishError
 from ssld_zoo.files import file_sha256
+from ssld_zoo.weights.hub import transport_errors
 from ssld_zoo.weights.sources import CONFIG_FILE, WEIGHTS_FILE, read_folder_config
 
 README_FILE = "README.md"
@@ -74,11 +74,6 @@ def check_repo_id(repo_id: str) -> None:
                            "at most 96 characters, not starting or ending with '-' or '.', no '--' or '..'.")
 
 
-def _transport_errors() -> tuple[type[Exception], ...]:
-    """Network errors of the client's HTTP library: `requests` (0.x) raises OSErrors, httpx/httpx2 (1.x/2.x) not."""
-    return (OSError, *(sys.modules[name].HTTPError for name in ("httpx", "httpx2") if name in sys.modules))
-
-
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -120,7 +115,7 @@ def publish_folder(folder: str | os.PathLike, repo_id: str, *, revision: str | N
     except ValueError as e:  # the client raises this when the Hub finds README.md's metadata invalid
         raise PublishError(f"The Hub rejected {folder} for {where}: {_one_line(e)} Fix README.md and publish "
                            "again.") from None
-    except _transport_errors() as e:
+    except transport_errors() as e:
         raise PublishError(f"Cannot publish to {where}: the Hub could not be reached ({_one_line(e)}). Check your "
                            "network and HF_ENDPOINT.") from None
     return info.oid
