@@ -65,13 +65,12 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
             "mirror.", **_about(hub)) from None
     except EntryNotFoundError:
         raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} has no {what}.", **_about(hub)) from None
-    except HfHubHTTPError as e:  # after the specific errors above, which are HfHubHTTPErrors too
-        response = getattr(e, "response", None)
-        status = f"HTTP {response.status_code}" if response is not None else "an HTTP error"
-        raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} (or its file host) answered {status} for "
-                                      f"{what}. Try again later, or set HF_ENDPOINT to a mirror.",
-                                      **_about(hub)) from None
-    except transport_errors() as e:
+    except (HfHubHTTPError, *transport_errors()) as e:  # after the specific errors above (HfHubHTTPErrors too)
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status:  # the Hub or its file host answered with an error (huggingface_hub 0.x raises requests' own)
+            raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} (or its file host) answered HTTP "
+                                          f"{status} for {what}. Try again later, or set HF_ENDPOINT to a mirror.",
+                                          **_about(hub)) from None
         raise OfflineError(f"The connection to the Hub at {constants.ENDPOINT} broke while downloading {what} "
                            f"({type(e).__name__}: {' '.join(str(e).split())[:160]}). Try again: the download "
                            "resumes where it stopped.", **_about(hub)) from None
