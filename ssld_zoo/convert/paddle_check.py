@@ -294,18 +294,28 @@ def check_converted(arrays: dict[str, np.ndarray], name: str, *, converted: dict
     dtype = getattr(torch, spec.dtype)
     converted = convert_state_dict(arrays, name) if converted is None else converted
     zoo_model, zoo_features = zoo_models(base, {k: v.to(dtype) for k, v in converted.items()}, dtype)
+    return CheckReport(name, compare_outputs(model, zoo_model, zoo_features, spec.stages, spec.sizes, spec.dtype,
+                                             seed=seed))
+
+
+def compare_outputs(paddle_model: Any, zoo_model: "torch.nn.Module", zoo_features: "torch.nn.Module",
+                    stages: Sequence[str], sizes: Sequence[tuple[int, int]], dtype: str, *,
+                    seed: int = 1) -> dict[str, float]:
+    """The relative error (`relative_error`) of the zoo model's logits and feature stages against the PaddleClas
+    model's (its sublayers `stages` hooked) on the same random inputs of every size; a missing stage counts inf."""
+    import torch
     rng = np.random.default_rng(seed)
-    report = CheckReport(name)
-    for height, width in spec.sizes:
-        x = rng.standard_normal((1, 3, height, width)).astype(spec.dtype)
-        ref_logits, ref_stages = paddle_outputs(model, spec.stages, x)
+    errors: dict[str, float] = {}
+    for height, width in sizes:
+        x = rng.standard_normal((1, 3, height, width)).astype(dtype)
+        ref_logits, ref_stages = paddle_outputs(paddle_model, stages, x)
         with torch.no_grad():
             logits = zoo_model(torch.from_numpy(x)).numpy()
-            stages = [f.numpy() for f in zoo_features(torch.from_numpy(x))]
-        report.errors[f"logits at {height}x{width}"] = relative_error(logits, ref_logits)
-        if len(stages) != len(ref_stages):
-            report.errors[f"feature stage count at {height}x{width}"] = float("inf")
+            outs = [f.numpy() for f in zoo_features(torch.from_numpy(x))]
+        errors[f"logits at {height}x{width}"] = relative_error(logits, ref_logits)
+        if len(outs) != len(ref_stages):
+            errors[f"feature stage count at {height}x{width}"] = float("inf")
             continue
-        for i, (out, ref) in enumerate(zip(stages, ref_stages)):
-            report.errors[f"feature stage {i} ({spec.stages[i]}) at {height}x{width}"] = relative_error(out, ref)
-    return report
+        for i, (out, ref) in enumerate(zip(outs, ref_stages)):
+            errors[f"feature stage {i} ({stages[i]}) at {height}x{width}"] = relative_error(out, ref)
+    return errors
