@@ -22,7 +22,6 @@ import json
 import os
 import re
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     import torch
 
     from ssld_zoo.train.data import Images
+    from ssld_zoo.train.evaluation import Scores
 
 CIFAR_PREFIX = "cifar10:"
 KAGGLE_HEADER = ("ImageId", "PredictionString")
@@ -317,17 +317,6 @@ class EvalTransform:
 
 
 # -- evaluation -------------------------------------------------------------------------------------------------------
-@dataclass
-class Counts:
-    """Correct top-1 / top-5 predictions, images evaluated and skipped (undecodable), and the seconds it took."""
-
-    top1: int = 0
-    top5: int = 0
-    images: int = 0
-    skipped: int = 0
-    seconds: float = 0.0
-
-
 def _device(device: str | None) -> "torch.device":
     import torch
     if device is None:
@@ -388,12 +377,12 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
     transform = EvalTransform(preprocessing) if preprocess == "timm" else _paddle_transform(preprocessing)
     if preprocess == "paddle":
         preprocessing = dict(preprocessing, resize_short=transform.resize_short, backend=transform.backend)
-    counts = _run(module, labelled.images, transform, count,
+    scores = _run(module, labelled.images, transform, count,
                   batch_size=batch_size, workers=workers, device=chosen, memory_format=memory_format,
                   progress=sys.stderr.isatty() if progress is None else progress)
-    if counts.images == 0:
+    if scores.labelled == 0:
         raise DataError(f"None of the {count} images of {labelled.labels_from} could be decoded.")
-    return _report(loaded, data, labelled, dict(preprocessing, preprocess=preprocess), counts,
+    return _report(loaded, data, labelled, dict(preprocessing, preprocess=preprocess), scores,
                    batch_size=batch_size, workers=workers, device=chosen, limit=limit, channels_last=channels_last)
 
 
@@ -404,33 +393,24 @@ def _paddle_transform(preprocessing: dict[str, Any]) -> Any:
 
 
 def _run(model: "torch.nn.Module", images: "Images", transform: Any, count: int, *, batch_size: int,
-         workers: int, device: "torch.device", memory_format: "torch.memory_format", progress: bool) -> Counts:
-    """Correct top-1 / top-5 predictions over the first `count` images of `images`."""
-    import torch
+         workers: int, device: "torch.device", memory_format: "torch.memory_format", progress: bool) -> "Scores":
+    """Top-1 / top-5 over the first `count` images of `images`."""
     from tqdm import tqdm
+
     from ssld_zoo.train.data import EvalBatches, ImageDataset, loader
-    dataset = ImageDataset([images], transform)
-    batches = loader(dataset, EvalBatches(count, batch_size), workers=workers, pin_memory=device.type == "cuda")
-    counts = Counts()
-    k = min(5, model.num_classes)
-    start = time.perf_counter()
-    with torch.inference_mode(), tqdm(total=count, unit="img", disable=not progress, file=sys.stderr) as bar:
-        for batch in batches:
-            counts.skipped += batch.skipped
-            if len(batch.labels):
-                x = batch.images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                top = model(x).topk(k, dim=-1).indices.cpu()
-                hits = top == batch.labels[:, None]
-                counts.top1 += int(hits[:, 0].sum())
-                counts.top5 += int(hits.any(-1).sum())
-                counts.images += len(batch.labels)
-            bar.update(len(batch.labels) + batch.skipped)
-    counts.seconds = time.perf_counter() - start
-    return counts
+    from ssld_zoo.train.evaluation import score
+    batches = loader(ImageDataset([images], transform), EvalBatches(count, batch_size), workers=workers,
+                     pin_memory=device.type == "cuda")
+
+    def logits_of(x: "torch.Tensor") -> "torch.Tensor":
+        return model(x.to(device, non_blocking=True).contiguous(memory_format=memory_format))
+
+    with tqdm(total=count, unit="img", disable=not progress, file=sys.stderr) as bar:
+        return score(logits_of, batches, count, device, on_batch=bar.update)
 
 
 def _report(loaded: LoadedModel, data: str | os.PathLike, labelled: LabelledImages, preprocessing: dict[str, Any],
-            counts: Counts, *, batch_size: int, workers: int, device: "torch.device", limit: int | None,
+            scores: "Scores", *, batch_size: int, workers: int, device: "torch.device", limit: int | None,
             channels_last: bool) -> dict[str, Any]:
     import timm
     import torch
@@ -438,14 +418,15 @@ def _report(loaded: LoadedModel, data: str | os.PathLike, labelled: LabelledImag
     return {
         "model": loaded.name, "weights": loaded.weights, "weights_sha256": loaded.weights_sha256,
         "data": os.fspath(data), "labels": labelled.labels_from, "classes": loaded.module.num_classes,
-        "top1": 100 * counts.top1 / counts.images, "top5": 100 * counts.top5 / counts.images,
-        "correct_top1": counts.top1, "correct_top5": counts.top5, "images": counts.images, "skipped": counts.skipped,
+        "top1": scores.top1, "top5": scores.top5,
+        "correct_top1": scores.correct1, "correct_top5": scores.correct5, "images": scores.labelled,
+        "skipped": scores.skipped,
         "limit": limit,
         "preprocessing": {key: list(value) if isinstance(value, tuple) else value
                           for key, value in preprocessing.items()},
         "batch_size": batch_size, "workers": workers, "device": str(device), "channels_last": channels_last,
-        "seconds": round(counts.seconds, 3),
-        "images_per_s": round(counts.images / counts.seconds, 1) if counts.seconds else None,
+        "seconds": round(scores.seconds, 3),
+        "images_per_s": round(scores.labelled / scores.seconds, 1) if scores.seconds else None,
         "versions": {"ssld_zoo": __version__, "torch": torch.__version__, "timm": timm.__version__},
     }
 

@@ -154,11 +154,12 @@ class _Labeler:
         self.memory_format = torch.channels_last if recipe.runtime.channels_last else torch.contiguous_format
         self.batch = recipe.cache.batch_size or recipe.batch_size
 
-    def _logits(self, images: list[Any]) -> Any:
+    def _logits(self, images: Any) -> Any:
+        """The teacher's logits for a uint8 batch (n, 3, h, w)."""
         import contextlib
 
         import torch
-        x = torch.stack(images).to(self.device).float().div_(255).contiguous(memory_format=self.memory_format)
+        x = images.to(self.device).float().div_(255).contiguous(memory_format=self.memory_format)
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.recipe.runtime.amp == "bf16"
                     else contextlib.nullcontext())
         with torch.no_grad(), autocast:
@@ -177,6 +178,7 @@ class _Labeler:
         """The top-k log-probabilities of view `words` of `images[indices]`, the teacher taking them in that order
         and in batches of the teacher batch size (undecodable images are left out of the batch, as in training)."""
         import numpy as np
+        import torch
 
         from ssld_zoo.train.data import View
         k, classes = min(self.recipe.cache.topk, self.teacher.model.num_classes), self.teacher.model.num_classes
@@ -186,7 +188,7 @@ class _Labeler:
         for items in self._batches(_ViewsOf(images, transform), [(int(i), words) for i in indices], what, show):
             good = [j for j, item in enumerate(items) if item[1] is not None]
             if good:
-                values = self._logits([items[j][1] for j in good]).log_softmax(-1).topk(k, dim=-1)
+                values = self._logits(torch.stack([items[j][1] for j in good])).log_softmax(-1).topk(k, dim=-1)
                 at = np.asarray(good) + row
                 log_probs[at] = values.values.half().cpu().numpy()
                 top[at] = values.indices.cpu().numpy()
@@ -200,30 +202,22 @@ class _Labeler:
         """The teacher's top-1 class of every evaluation image (eval preprocessing, BatchNorm in eval mode), and its
         top-1/top-5 accuracy."""
         import numpy as np
+        from tqdm import tqdm
 
-        from ssld_zoo.train.data import ImageDataset
+        from ssld_zoo.train.data import EvalBatches, ImageDataset, loader
+        from ssld_zoo.train.evaluation import score
         from ssld_zoo.train.models import freeze_teacher
         self.teacher.eval()
-        dataset = ImageDataset([images], transform)
-        predictions = np.full(len(images), -1, np.int64)
-        correct1 = correct5 = labelled = skipped = 0
-        for items in self._batches(dataset, [(i, None) for i in range(len(images))], "evaluation images", show):
-            good = [item for item in items if item[1] is not None]
-            skipped += len(items) - len(good)
-            if not good:
-                continue
-            logits = self._logits([item[1] for item in good])
-            top = logits.topk(min(5, logits.shape[-1]), dim=-1).indices.cpu().numpy()
-            labels = np.asarray([item[2] for item in good])
-            predictions[[item[0] for item in good]] = top[:, 0]
-            valid = labels >= 0
-            correct1 += int((top[:, 0] == labels)[valid].sum())
-            correct5 += int((top == labels[:, None]).any(-1)[valid].sum())
-            labelled += int(valid.sum())
+        batches = loader(ImageDataset([images], transform), EvalBatches(len(images), self.batch),
+                         workers=self.recipe.runtime.workers, pin_memory=False)
+        with tqdm(total=len(images), desc="evaluation images", unit="img", disable=not show,
+                  dynamic_ncols=True) as bar:
+            scores = score(self._logits, batches, len(images), self.device, keep_predictions=True,
+                           on_batch=bar.update)
         freeze_teacher(self.teacher.model, self.recipe.teacher.bn)
-        summary = {"labelled": labelled, "skipped": skipped, "top1": 100 * correct1 / labelled if labelled else None,
-                   "top5": 100 * correct5 / labelled if labelled else None}
-        return {"index": np.arange(len(images), dtype=np.int64), "top1": predictions}, summary
+        assert scores.predictions is not None
+        summary = {"labelled": scores.labelled, "skipped": scores.skipped, "top1": scores.top1, "top5": scores.top5}
+        return {"index": np.arange(len(images), dtype=np.int64), "top1": scores.predictions.numpy()}, summary
 
 
 def verify(recipe: Any, folder: str | os.PathLike | None, data_root: str | os.PathLike | None) -> dict[str, Any]:

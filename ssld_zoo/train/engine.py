@@ -31,6 +31,7 @@ from ssld_zoo.errors import TrainingDivergedError, RunSetupError
 from ssld_zoo.files import write_text_atomic
 from ssld_zoo.train import checkpoint, distributed
 from ssld_zoo.train.checkpoint import CHECKPOINT_FILE, CheckpointError, Position
+from ssld_zoo.train.evaluation import Scores, score
 from ssld_zoo.train.data import EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source
 from ssld_zoo.train.soft_labels import CachedDataset
 from ssld_zoo.train.export import check_output_name, export
@@ -58,6 +59,15 @@ class Totals:
     skipped: int = 0
     seconds: float = 0.0
     lr: float = 0.0
+
+
+@dataclass
+class StageResume:
+    """What a checkpoint restores into the stage it was written in: optimizer and EMA state, the epoch's totals."""
+
+    optimizer: dict[str, Any] | None = None
+    ema: dict[str, Any] | None = None
+    totals: Totals | None = None
 
 
 class Pending:
@@ -147,7 +157,7 @@ class Trainer:
         self.metrics: list[dict[str, Any]] = []
         self.teacher_pred: torch.Tensor | None = None
         self.saved_step: int | None = None
-        self.pending: dict[str, Any] = {}
+        self.resume = StageResume()
         self.progress: Callable[[str, int, int, Totals], None] = lambda label, step, steps, totals: None
         r, device = recipe, context.device
         if r.batch_size % context.world:
@@ -226,7 +236,8 @@ class Trainer:
         self.saved_step = self.position.global_step
         self.metrics = saved["metrics"]
         self.teacher_pred = saved["teacher_pred"]
-        self.pending = {k: saved[k] for k in ("optimizer", "ema", "totals") if saved[k] is not None}
+        self.resume = StageResume(saved["optimizer"], saved["ema"],
+                                  Totals(**saved["totals"]) if saved["totals"] is not None else None)
         checkpoint.set_rng_state(saved["rng"])
         if self.ctx.main:
             self._write_metrics()
@@ -254,24 +265,27 @@ class Trainer:
         if steps == 0:
             raise RunSetupError(f"Stage '{stage.name}' has {len(dataset)} images, fewer than batch_size "
                                 f"{r.batch_size}; lower batch_size or add images.")
+        restore, self.resume = self.resume, StageResume()
         optimizer = make_optimizer(self.built.model, stage, r)
-        if "optimizer" in self.pending:
-            optimizer.load_state_dict(self.pending.pop("optimizer"))
+        if restore.optimizer is not None:
+            optimizer.load_state_dict(restore.optimizer)
         ema = None
         if r.runtime.ema is not None:
             from timm.utils import ModelEmaV3
             ema = ModelEmaV3(self.built.model, decay=r.runtime.ema)
-            if "ema" in self.pending:
-                ema.module.load_state_dict(self.pending.pop("ema"))
+            if restore.ema is not None:
+                ema.module.load_state_dict(restore.ema)
         self._log(f"stage '{stage.name}' ({index + 1}/{len(r.stages)}): {len(dataset)} images, {steps} steps of "
                   f"{r.batch_size} per epoch, {stage.epochs} epochs")
+        totals = restore.totals
         while self.position.stage == index:
-            self._run_epoch(index, dataset, steps, optimizer, ema)
+            self._run_epoch(index, dataset, steps, optimizer, ema, totals or Totals())
+            totals = None
 
     def _run_epoch(self, index: int, dataset: ImageDataset, steps: int, optimizer: torch.optim.Optimizer,
-                   ema: Any) -> None:
+                   ema: Any, totals: Totals) -> None:
+        """One epoch from the current position; `totals` holds what a resumed epoch had counted before."""
         r, ctx, pos, stage = self.recipe, self.ctx, self.position, self.recipe.stages[index]
-        totals = Totals(**self.pending.pop("totals")) if "totals" in self.pending else Totals()
         pending = Pending(ctx.device)
         batches = TrainBatches(len(dataset), r.batch_size, seed=r.runtime.seed, stage=index, epoch=pos.epoch,
                                rank=ctx.rank, world=ctx.world, start_step=pos.step)
@@ -366,45 +380,30 @@ class Trainer:
         return f"The last good checkpoint (global step {self.saved_step}) is kept at {self.checkpoint_path}."
 
     # -- evaluation --------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _evaluate(self, model: nn.Module, keep_predictions: bool) -> tuple[dict[str, Any], torch.Tensor | None]:
-        """Top-1/top-5 (labelled images), agreement with the teacher's cached predictions, and (optionally) every
-        image's top-1 prediction (-1 where skipped), over all processes."""
+    def _evaluate(self, model: nn.Module, keep_predictions: bool) -> Scores:
+        """Top-1/top-5 (labelled images), agreement with the teacher's predictions, and (optionally) every image's
+        top-1 prediction (-1 where skipped), over all processes."""
         assert self.eval_set is not None
-        ctx, n = self.ctx, len(self.eval_set)
-        sums = torch.zeros(6, dtype=torch.float64, device=ctx.device)
-        predictions = torch.zeros(n, dtype=torch.int64, device=ctx.device)
-        batches = EvalBatches(n, max(1, self.recipe.batch_size // ctx.world), rank=ctx.rank, world=ctx.world)
-        teacher_pred = self.teacher_pred.to(ctx.device) if self.teacher_pred is not None else None
-        for batch in loader(self.eval_set, batches, workers=self.recipe.runtime.workers,
-                            pin_memory=ctx.device.type == "cuda"):
+        ctx = self.ctx
+        batches = EvalBatches(len(self.eval_set), max(1, self.recipe.batch_size // ctx.world), rank=ctx.rank,
+                              world=ctx.world)
+
+        def logits_of(images: torch.Tensor) -> torch.Tensor:
             with self._autocast():
-                logits = model(self._input(batch.images))
-            top = logits.float().topk(min(5, logits.shape[-1]), dim=-1).indices
-            labels, indices = batch.labels.to(ctx.device), batch.indices.to(ctx.device)
-            valid = labels >= 0
-            sums[0] += (top[:, 0] == labels)[valid].sum()
-            sums[1] += (top == labels[:, None]).any(-1)[valid].sum()
-            sums[2] += valid.sum()
-            if teacher_pred is not None:
-                teacher = teacher_pred[indices]
-                known = teacher >= 0
-                sums[3] += (top[:, 0] == teacher)[known].sum()
-                sums[4] += known.sum()
-            sums[5] += batch.skipped
-            predictions[indices] = top[:, 0] + 1
-        c1, c5, labelled, agree, compared, skipped = ctx.all_sum(sums).tolist()
-        result = {"top1": 100 * c1 / labelled if labelled else None, "top5": 100 * c5 / labelled if labelled else None,
-                  "agreement": 100 * agree / compared if compared else None, "images": int(labelled),
-                  "skipped": int(skipped)}
-        return result, (ctx.all_sum(predictions) - 1).cpu() if keep_predictions else None
+                return model(self._input(images))
+
+        return score(logits_of, loader(self.eval_set, batches, workers=self.recipe.runtime.workers,
+                                       pin_memory=ctx.device.type == "cuda"),
+                     len(self.eval_set), ctx.device, reference=self.teacher_pred, keep_predictions=keep_predictions,
+                     all_sum=ctx.all_sum)
 
     def _evaluate_teacher(self) -> None:
         assert self.teacher is not None and self.recipe.teacher is not None
         self.teacher.eval()
-        result, self.teacher_pred = self._evaluate(self.teacher, keep_predictions=True)
+        scores = self._evaluate(self.teacher, keep_predictions=True)
+        self.teacher_pred = scores.predictions
         freeze_teacher(self.teacher.model, self.recipe.teacher.bn)
-        result.pop("agreement")
+        result = {"top1": scores.top1, "top5": scores.top5, "images": scores.labelled, "skipped": scores.skipped}
         self.metrics.append({"type": "teacher_eval", **result})
         if self.ctx.main:
             self._write_metrics()
@@ -447,12 +446,12 @@ class Trainer:
     def _eval_fields(self, ema: Any) -> dict[str, Any]:
         model = self.student if ema is None else self.student.around(ema.module)
         model.eval()
-        result, _ = self._evaluate(model, keep_predictions=False)
+        scores = self._evaluate(model, keep_predictions=False)
         self.student.train()
-        fields = {"eval_top1": result["top1"], "eval_top5": result["top5"], "eval_images": result["images"],
-                  "eval_skipped": result["skipped"]}
+        fields = {"eval_top1": scores.top1, "eval_top5": scores.top5, "eval_images": scores.labelled,
+                  "eval_skipped": scores.skipped}
         if self.teacher_pred is not None:
-            fields["agreement"] = result["agreement"]
+            fields["agreement"] = scores.agreement
         return fields
 
     # -- helpers -----------------------------------------------------------------------------------------------
