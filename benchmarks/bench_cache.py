@@ -64,7 +64,7 @@ def main() -> None:
         teacher = build_model(recipe.teacher, "teacher").model
         labels = open_cache(recipe, teacher, folder=folder)
         source = open_source(recipe.stages[0].train[0])
-        transform = Transform(32, recipe.augment, train=True, fill=tuple(labels.manifest["fill"]))
+        transform = Transform(32, recipe.data.augment, train=True, fill=tuple(labels.manifest["fill"]))
         loaders = {"online view": ImageDataset([source], transform),
                    "cached view + soft labels": CachedDataset([source], [0], transform, labels, first_epoch=0)}
         timings: dict[str, list[float]] = {k: [] for k in loaders}

@@ -79,8 +79,9 @@ def test_subsets_are_balanced_disjoint_and_in_file_order(test_pack):
     assert test_pack.indices("per_class:0").size == 0
 
 
-@pytest.mark.parametrize("subset, problem", [("per_class:1001", "0 <= N <= 1000"),
-                                             ("first:10", "must be per_class:N or except_per_class:N"),
+@pytest.mark.parametrize("subset, problem", [("per_class:1001", "image 1001 of a class, but every class has 1000"),
+                                             ("per_class:900:1001", "every class has 1000 images"),
+                                             ("first:10", "must be per_class:N, per_class:A:B or except_per_class:N"),
                                              ("per_class:-1", "must be per_class:N")])
 def test_bad_subset_is_one_clear_error(test_pack, subset, problem):
     with pytest.raises(DataError, match=problem):
@@ -232,3 +233,9 @@ def test_cli_shows_teachers_without_paddle_fields(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(TEACHERS)
     assert all(line.endswith("available") for line in lines) and "top-1 81.03" in lines[0]
+
+
+def test_a_range_of_every_class_is_the_same_subset_recipes_name(test_pack):
+    middle = test_pack.indices("per_class:200:300")
+    assert middle.size == 1000 and middle[0] == 200 and middle[100] == 1200
+    assert np.array_equal(np.setdiff1d(test_pack.per_class(300), test_pack.per_class(200)), middle)

@@ -65,11 +65,11 @@ def test_imagenet_recipe_paths_expand(path: Path, monkeypatch: pytest.MonkeyPatc
     for var in IMAGENET_ENV:
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
     recipe = load_recipe(path)
-    sources = [recipe.eval] + [s for stage in recipe.stages for s in stage.train]
+    sources = [recipe.data.eval] + [s for stage in recipe.stages for s in stage.train]
     for source in sources:
         assert set(re.findall(r"\$\{(\w+)\}", source.source)) <= set(IMAGENET_ENV)
         assert str(tmp_path) in expand_env(source.location)
-    assert recipe.eval.source == "imagefolder:${IMAGENET_DIR}/val"
+    assert recipe.data.eval.source == "imagefolder:${IMAGENET_DIR}/val"
     for source in (s for stage in recipe.stages for s in stage.train):
         assert source.source in ("imagefolder:${IMAGENET_DIR}/train", "list:${SSLD_ZOO_MINED_LIST}")
         assert source.labels == (source.kind == "imagefolder"), "the mined images are unlabeled"
@@ -81,9 +81,9 @@ def test_catalogue_weight_links_its_recipe(weight: registry.WeightEntry):
     recipe = _recipe(weight)
     assert recipe.name == weight.full_name
     pre = weight.preprocessing
-    assert recipe.input_size == pre["input_size"][1] == pre["input_size"][2]
-    assert recipe.augment.eval_crop_pct == pytest.approx(pre["crop_pct"])
-    assert recipe.augment.interpolation == pre["interpolation"]
+    assert recipe.data.input_size == pre["input_size"][1] == pre["input_size"][2]
+    assert recipe.data.augment.eval_crop_pct == pytest.approx(pre["crop_pct"])
+    assert recipe.data.augment.interpolation == pre["interpolation"]
     reported = (weight.data["metrics"]["paddle_reported"] or {}).get("top1")
     assert recipe.reference["reported_top1"]["weight"] == reported
     assert recipe.reference["sources"] and recipe.reference["published"]
@@ -93,7 +93,7 @@ def test_catalogue_weight_links_its_recipe(weight: registry.WeightEntry):
 def test_recipe_follows_the_ssld_method(weight: registry.WeightEntry):
     recipe = _recipe(weight)
     assert recipe.teacher is not None and recipe.teacher.pretrained is True and recipe.teacher.bn == "train"
-    assert recipe.loss in ("symmetric_kl", "soft_ce") and recipe.temperature == 1.0
+    assert recipe.loss.type in ("symmetric_kl", "soft_ce") and recipe.loss.temperature == 1.0
     assert recipe.teacher.model != weight.full_name, "a weight cannot teach itself"
     documented = weight.data["teacher"]
     if documented:

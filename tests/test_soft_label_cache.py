@@ -75,7 +75,7 @@ def test_cache_replays_the_online_views_and_teacher_batches(cache_dir: Path, tmp
     teacher = teacher_of(r)
     labels = open_cache(r, teacher, folder=cache_dir)
     source = open_source(r.stages[0].train[0])
-    transform = Transform(32, r.augment, train=True, fill=tuple(labels.manifest["fill"]))
+    transform = Transform(32, r.data.augment, train=True, fill=tuple(labels.manifest["fill"]))
     online = ImageDataset([source], transform)
     cached = CachedDataset([source], [0], transform, labels, first_epoch=0)
     wrapped = normalized(teacher)

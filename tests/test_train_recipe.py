@@ -24,13 +24,13 @@ def recipe(**changes: Any) -> dict[str, Any]:
 
 
 def test_augment_defaults_and_every_key():
-    assert parse_recipe(recipe()).augment == Augment()
+    assert parse_recipe(recipe()).data.augment == Augment()
     full = parse_recipe(recipe(data__augment={
         "random_resized_crop": {"scale": [0.35, 1]}, "pad_crop": 4, "hflip": True,
-        "auto_augment": "rand-m9-mstd0.5-inc1", "interpolation": "bicubic", "eval_crop_pct": 0.875})).augment
+        "auto_augment": "rand-m9-mstd0.5-inc1", "interpolation": "bicubic", "eval_crop_pct": 0.875})).data.augment
     assert full == Augment(random_resized_crop=(0.35, 1.0), pad_crop=4, hflip=True,
                            auto_augment="rand-m9-mstd0.5-inc1", interpolation="bicubic", eval_crop_pct=0.875)
-    assert parse_recipe(recipe(data__augment={"random_resized_crop": True})).augment.random_resized_crop == (0.08, 1.0)
+    assert parse_recipe(recipe(data__augment={"random_resized_crop": True})).data.augment.random_resized_crop == (0.08, 1.0)
 
 
 @pytest.mark.parametrize("augment, key", [
@@ -57,7 +57,7 @@ def test_yaml_exponents_without_dot_are_numbers(tmp_path: Path):
                     "loss: {type: kl, temperature: 4}\ndata: {input_size: 32}\nbatch_size: 8\n"
                     "stages: [{epochs: 1, lr: 1e-1, weight_decay: 5e-5, train: [{source: 'folder:/x'}]}]\n")
     r = load_recipe(path, ["stages.0.min_lr=1e-6"])
-    assert (r.stages[0].lr, r.stages[0].weight_decay, r.stages[0].min_lr, r.temperature) == (0.1, 5e-5, 1e-6, 4.0)
+    assert (r.stages[0].lr, r.stages[0].weight_decay, r.stages[0].min_lr, r.loss.temperature) == (0.1, 5e-5, 1e-6, 4.0)
 
 
 @pytest.mark.parametrize("changes, key", [

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -29,12 +28,12 @@ import numpy as np
 from PIL import Image
 
 from ssld_zoo.errors import DataError
+from ssld_zoo.data.subsets import parse_subset, subset_indices
 from ssld_zoo.paths import SHARED_DATA, Missing, find_data_file
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}
 IMAGE_SHAPE = (32, 32, 3)
-_SUBSET = re.compile(r"^(per_class|except_per_class):(\d+)$")
 
 
 class CifarPack:
@@ -91,25 +90,22 @@ class CifarPack:
 
     def per_class(self, n: int) -> np.ndarray:
         """Indices of the first `n` images of every class, in file order."""
-        counts = np.bincount(self.labels, minlength=len(CLASSES))
-        if not 0 <= n <= counts.min():
-            raise DataError(f"per_class:{n} needs 0 <= N <= {counts.min()}, the images per class in CIFAR-10 "
-                            f"{self.split}.")
-        return np.sort(np.concatenate([np.flatnonzero(self.labels == c)[:n] for c in range(len(CLASSES))]))
+        return self.indices(f"per_class:{n}")
 
     def except_per_class(self, n: int) -> np.ndarray:
         """Indices of every image not in `per_class(n)`, in file order."""
-        return np.setdiff1d(np.arange(len(self)), self.per_class(n))
+        return self.indices(f"except_per_class:{n}")
 
     def indices(self, subset: str | None) -> np.ndarray:
-        """Indices of `subset`: None (every image), `per_class:N` or `except_per_class:N`."""
+        """Indices of `subset` (None: every image; else a `ssld_zoo.data.subsets` name), in file order."""
         if subset is None:
             return np.arange(len(self))
-        match = _SUBSET.match(subset)
-        if match is None:
-            raise DataError(f"subset '{subset}' must be per_class:N or except_per_class:N (N images per class).")
-        kind, n = match.group(1), int(match.group(2))
-        return self.per_class(n) if kind == "per_class" else self.except_per_class(n)
+        parsed, where = parse_subset(subset), f"CIFAR-10 {self.split}"
+        per_class = int(np.bincount(self.labels, minlength=len(CLASSES)).min())
+        if parsed is not None and parsed.stop > per_class:
+            raise DataError(f"{where}: subset {subset} reaches image {parsed.stop} of a class, but every class has "
+                            f"{per_class} images.")
+        return subset_indices(self.labels, subset, where)
 
 
 def load_cifar10(split: str, data_root: str | os.PathLike | None = None) -> CifarPack:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ssld_zoo.errors import DataError, EvaluationError, InvalidWeightsError, UnknownModelError
 
-from ssld_zoo.catalogue.registry import get_weight_entry
+from ssld_zoo.catalogue.registry import INTERPOLATIONS, get_weight_entry
 from ssld_zoo.weights.sources import (CONFIG_FILE, WEIGHTS_FILE, FileSource, FolderSource, HubSource, cfg_from_config,
                                       parse_source, read_folder_config)
 
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 CIFAR_PREFIX = "cifar10:"
 KAGGLE_HEADER = ("ImageId", "PredictionString")
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 PREPROCESSORS = ("timm", "paddle")
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)

@@ -44,7 +44,7 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
         "batch_size": batch, "shard_images": fmt.shard_images(batch), "amp": recipe.runtime.amp,
         "sources": [{**fmt.source_key(s), "images": len(im), "fingerprint": fmt.images_fingerprint(im)}
                     for s, im in zip(sources, images)],
-        "eval": None if recipe.eval is None else fmt.source_key(recipe.eval)}
+        "eval": None if recipe.data.eval is None else fmt.source_key(recipe.data.eval)}
     wrapped = normalized(teacher)
     settings["fill"] = [round(255 * m) for m in wrapped.mean.flatten().tolist()]  # RandAugment's fill colour
     manifest = _start(folder, settings)
@@ -52,7 +52,7 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
     labeler = _Labeler(recipe, wrapped.to(dev), dev)
     writer = _ShardWriter(folder, manifest)
     show = sys.stderr.isatty() if progress is None else progress
-    transform = Transform(recipe.input_size, recipe.augment, train=True, fill=tuple(settings["fill"]))
+    transform = Transform(recipe.data.input_size, recipe.data.augment, train=True, fill=tuple(settings["fill"]))
     for part, im in enumerate(images):
         for view in range(manifest["views"]):
             words = fmt.view_words(manifest["seed"], view)
@@ -69,10 +69,10 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
                 rate = len(indices) / (time.perf_counter() - started)
                 print(f"[ssld_zoo.cache] wrote {folder / name}: {len(indices)} views, {rate:.0f} img/s",
                       file=sys.stderr, flush=True)
-    if recipe.eval is not None and not writer.finished(fmt.EVAL_FILE):
-        eval_set = open_source(recipe.eval, data_root)
-        tensors, summary = labeler.label_eval(eval_set, Transform(recipe.input_size, recipe.augment, train=False),
-                                              show)
+    if recipe.data.eval is not None and not writer.finished(fmt.EVAL_FILE):
+        eval_set = open_source(recipe.data.eval, data_root)
+        eval_transform = Transform(recipe.data.input_size, recipe.data.augment, train=False)
+        tensors, summary = labeler.label_eval(eval_set, eval_transform, show)
         writer.save(fmt.EVAL_FILE, tensors, **summary)
     manifest["complete"] = True
     write_text_atomic(folder / fmt.MANIFEST, json.dumps(manifest, indent=1) + "\n")

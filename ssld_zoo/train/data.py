@@ -26,6 +26,7 @@ from PIL import Image
 
 from ssld_zoo.errors import DataError
 from ssld_zoo.data.cifar import SPLIT_SIZES
+from ssld_zoo.data.subsets import subset_indices
 from ssld_zoo.train.losses import IGNORE_LABEL
 from ssld_zoo.train.recipe import Augment, DataSource, expand_env
 
@@ -174,18 +175,6 @@ def _list_file(path: Path, data_root: str | os.PathLike | None) -> Listed:
     return Listed(entries, labels, data_root)
 
 
-def _subset(images: Images, subset: str, where: str) -> np.ndarray:
-    kind, *bounds = subset.split(":")
-    start, stop = (0, int(bounds[0])) if len(bounds) == 1 else (int(bounds[0]), int(bounds[1]))
-    labels = images.labels
-    if (labels < 0).all():
-        raise DataError(f"{where}: subset {subset} needs labelled images, and this source has none.")
-    first = np.zeros(len(labels), bool)
-    for label in np.unique(labels[labels >= 0]):
-        first[np.flatnonzero(labels == label)[start:stop]] = True
-    return np.flatnonzero(first if kind == "per_class" else ~first)
-
-
 def open_source(source: DataSource, data_root: str | os.PathLike | None = None) -> Images:
     """The images of one recipe data source, with its subset applied and its labels hidden if `labels: false`."""
     kind, where = source.kind, source.source
@@ -206,7 +195,7 @@ def open_source(source: DataSource, data_root: str | os.PathLike | None = None) 
         else:
             files = image_files(path)
             images = Files(files, [IGNORE_LABEL] * len(files))
-    indices = _subset(images, source.subset, where) if source.subset else np.arange(len(images))
+    indices = subset_indices(images.labels, source.subset, where) if source.subset else np.arange(len(images))
     if len(indices) == 0:
         raise DataError(f"Data source '{where}'" + (f" (subset {source.subset})" if source.subset else "")
                         + f" has no images (looked for {', '.join(IMAGE_SUFFIXES)}).")

@@ -165,7 +165,7 @@ class Trainer:
                                 "processes.")
         self.memory_format = torch.channels_last if r.runtime.channels_last else torch.contiguous_format
         self.autocast_dtype = torch.bfloat16 if r.runtime.amp == "bf16" else None
-        self.loss_fn = get_loss(r.loss, r.temperature)
+        self.loss_fn = get_loss(r.loss.type, r.loss.temperature)
         torch.manual_seed(r.runtime.seed)  # the student's initial weights
         self.built, teacher = build_pair(r.student, r.teachers, data_root)
         self.soft_labels = None
@@ -180,12 +180,12 @@ class Trainer:
         self.teacher = teacher.to(device, memory_format=self.memory_format) if teacher is not None else None
         fill = tuple(self.soft_labels.manifest["fill"] if self.soft_labels is not None
                      else (round(255 * m) for m in self.student.mean.flatten().tolist()))
-        self.train_transform = Transform(r.input_size, r.augment, train=True, fill=fill)
+        self.train_transform = Transform(r.data.input_size, r.data.augment, train=True, fill=fill)
         self.eval_set = None
-        if r.eval is not None:
-            self.eval_set = ImageDataset([open_source(r.eval, data_root)],
-                                         Transform(r.input_size, r.augment, train=False))
-            self._check_labels(self.eval_set, r.eval.source)
+        if r.data.eval is not None:
+            self.eval_set = ImageDataset([open_source(r.data.eval, data_root)],
+                                         Transform(r.data.input_size, r.data.augment, train=False))
+            self._check_labels(self.eval_set, r.data.eval.source)
         forward: nn.Module = self.student
         if context.world > 1:
             forward = nn.parallel.DistributedDataParallel(
@@ -259,7 +259,7 @@ class Trainer:
         else:
             dataset = CachedDataset(sources, [self.soft_labels.part_of(s) for s in stage.train], self.train_transform,
                                     self.soft_labels, first_epoch=sum(s.epochs for s in r.stages[:index]))
-        if r.loss == "ce":
+        if r.loss.type == "ce":
             self._check_labels(dataset, stage.name)
         steps = TrainBatches.steps_per_epoch(len(dataset), r.batch_size)
         if steps == 0:
@@ -347,7 +347,7 @@ class Trainer:
         global_count = self._global_count(batch)
         optimizer.zero_grad(set_to_none=True)
         reduce(per_sample, global_count, ctx.world).backward()
-        pending.add(per_sample, counted(r.loss, target), len(batch.labels), batch.skipped, pos.global_step + 1)
+        pending.add(per_sample, counted(r.loss.type, target), len(batch.labels), batch.skipped, pos.global_step + 1)
         if global_count > 0:
             optimizer.step()
             if ema is not None:
@@ -357,7 +357,7 @@ class Trainer:
         """The samples of the global batch that count towards the loss, read from the labels on the host:
         distillation counts every decoded image, `ce` only the labelled ones. Under DDP this takes one all-reduce
         of one integer (the processes may have dropped different numbers of undecodable images)."""
-        local = int((batch.labels != IGNORE_LABEL).sum()) if self.recipe.loss == "ce" else len(batch.labels)
+        local = int((batch.labels != IGNORE_LABEL).sum()) if self.recipe.loss.type == "ce" else len(batch.labels)
         if self.ctx.world == 1:
             return local
         return int(self.ctx.all_sum(torch.tensor([local], dtype=torch.int64, device=self.ctx.device)).item())
@@ -412,7 +412,7 @@ class Trainer:
 
     def _cached_teacher_eval(self) -> None:
         assert self.soft_labels is not None
-        cached = self.soft_labels.eval_predictions(self.recipe.eval)
+        cached = self.soft_labels.eval_predictions(self.recipe.data.eval)
         if cached is None:
             self._log("the soft-label cache has no predictions for this eval set: no teacher agreement is reported")
             return

@@ -53,8 +53,9 @@ def student_config(recipe: Recipe, built: Built, sha256: str, size: int) -> dict
     source = getattr(built.model, "pretrained_cfg", None) or {}
     cfg: dict[str, Any] = {k: source[k] for k in _CFG_KEYS if source.get(k) is not None}
     classes = num_classes(built.model)
-    cfg.update(architecture=built.architecture, num_classes=classes, input_size=[3, recipe.input_size,
-               recipe.input_size], crop_pct=recipe.augment.eval_crop_pct, interpolation=recipe.augment.interpolation)
+    data = recipe.data
+    cfg.update(architecture=built.architecture, num_classes=classes, input_size=[3, data.input_size, data.input_size],
+               crop_pct=data.augment.eval_crop_pct, interpolation=data.augment.interpolation)
     if recipe.distills:
         cfg["paper_ids"] = PAPER_ID
     config: dict[str, Any] = {"architecture": built.architecture, "num_classes": classes, "pretrained_cfg": cfg}
@@ -71,10 +72,11 @@ def _pct(value: float | None) -> str:
 def training_section(recipe: Recipe, metrics: list[dict[str, Any]], ema: bool) -> str:
     """Markdown: how this student was trained (stages, teacher, EMA) and what it measured, then the recipe."""
     how = (f"distilled from teacher `{recipe.teacher_names}` (BatchNorm in {recipe.teacher.bn} mode) with the "
-           f"`{recipe.loss}` loss, which never sees labels" if recipe.teacher
+           f"`{recipe.loss.type}` loss, which never sees labels" if recipe.teacher
            else "trained with labels (cross-entropy), as a supervised baseline")
     lines = ["## Training run (ssld_zoo)", "",
-             f"Student `{recipe.student.model}` {how}, at {recipe.input_size} px, global batch {recipe.batch_size}.",
+             f"Student `{recipe.student.model}` {how}, at {recipe.data.input_size} px, global batch "
+             f"{recipe.batch_size}.",
              ""]
     if ema:
         lines += [f"The saved weights are the exponential moving average of the student (decay {recipe.runtime.ema}),"
@@ -87,7 +89,7 @@ def training_section(recipe: Recipe, metrics: list[dict[str, Any]], ema: bool) -
                      f"{stage.weight_decay:g} | {data} |")
     epochs = [m for m in metrics if m["type"] == "epoch"]
     teacher = next((m for m in metrics if m["type"] == "teacher_eval"), None)
-    lines += ["", "### Measured" + (f" on `{recipe.eval.source}`" if recipe.eval else ""), "",
+    lines += ["", "### Measured" + (f" on `{recipe.data.eval.source}`" if recipe.data.eval else ""), "",
               "| after | train loss | top-1 | top-5 | agreement with teacher | skipped images |",
               "|---|---|---|---|---|---|"]
     for stage in recipe.stages:

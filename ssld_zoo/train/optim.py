@@ -15,11 +15,11 @@ def make_optimizer(model: nn.Module, stage: Stage, recipe: Recipe) -> torch.opti
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
-            (no_decay if recipe.no_decay_norm_bias and param.ndim <= 1 else decay).append(param)
+            (no_decay if recipe.optimizer.no_decay_norm_bias and param.ndim <= 1 else decay).append(param)
     groups = [{"params": decay, "weight_decay": stage.weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
-    return torch.optim.SGD(groups, lr=stage.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    return torch.optim.SGD(groups, lr=stage.lr, momentum=recipe.optimizer.momentum, nesterov=recipe.optimizer.nesterov)
 
 
 def learning_rate(stage: Stage, step: int, steps_per_epoch: int) -> float:

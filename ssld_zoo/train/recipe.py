@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ssld_zoo.catalogue.registry import INTERPOLATIONS
+from ssld_zoo.data.subsets import SUBSET_FORMS, parse_subset
 from ssld_zoo.errors import RecipeError
 
 LOSSES = ("symmetric_kl", "soft_ce", "js", "kl", "ce")
@@ -50,11 +52,9 @@ SOFT_LABELS = ("online", "cache")
 SPARSE_MODES = ("uniform", "renormalize")
 TEACHER_BN_MODES = ("train", "eval")
 AMP_MODES = (None, "bf16")
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 SOURCE_KINDS = ("cifar10", "imagefolder", "folder", "list")
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 100.0  # kl's softening; beyond these the loss under- or overflows
 MAX_CLASSES = 100_000  # ImageNet-22k has 21,841; a larger classifier is a typo that would allocate gigabytes
-_SUBSET = re.compile(r"^(per_class:\d+(:\d+)?|except_per_class:\d+)$")
 _ENV = re.compile(r"\$\{(\w+)\}")
 _FLOAT = re.compile(r"^[+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _RUN_NAME = re.compile(r"^\w[\w.-]*$")
@@ -146,29 +146,55 @@ class CacheSpec:
 
 
 @dataclass(frozen=True)
+class LossSpec:
+    """`loss:`: the per-sample loss and (for `kl` only) its temperature."""
+
+    type: str
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """`data:`: the input size, the train augmentation / eval preprocessing, and the evaluation images."""
+
+    input_size: int
+    augment: Augment = Augment()
+    eval: DataSource | None = None
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """`optimizer:`: SGD's momentum, Nesterov, and whether norm and bias parameters skip weight decay."""
+
+    momentum: float = 0.9
+    nesterov: bool = False
+    no_decay_norm_bias: bool = False
+
+
+@dataclass(frozen=True)
 class Recipe:
-    """A parsed, checked recipe. `raw` is the resolved YAML mapping (after overrides), kept for the record."""
+    """A parsed, checked recipe, nested the way the YAML nests. `raw` is the resolved YAML mapping (after
+    overrides), kept for the record."""
 
     name: str
     student: ModelSpec
-    teacher: ModelSpec | None
-    loss: str
-    temperature: float
-    input_size: int
-    augment: Augment
-    eval: DataSource | None
+    teachers: tuple[ModelSpec, ...]  # every member of the teacher (an ensemble when more than one); () supervised
+    loss: LossSpec
+    data: DataSpec
     batch_size: int
-    momentum: float
-    nesterov: bool
-    no_decay_norm_bias: bool
     stages: tuple[Stage, ...]
-    runtime: Runtime
-    reference: dict[str, Any]
     raw: dict[str, Any]
-    path: Path | None = None
+    optimizer: OptimizerSpec = OptimizerSpec()
+    runtime: Runtime = Runtime()
     soft_labels: str = "online"
     cache: CacheSpec = CacheSpec()
-    teachers: tuple[ModelSpec, ...] = ()  # every member of the teacher; `teacher` is the first (its bn applies)
+    reference: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def teacher(self) -> ModelSpec | None:
+        """The teacher's first member (whose bn mode applies to all), or None for a supervised recipe."""
+        return self.teachers[0] if self.teachers else None
 
     @property
     def distills(self) -> bool:
@@ -257,9 +283,9 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
     r.no_unknown(raw, known, "")
     teacher_raw = raw.get("teacher")
     loss = r.mapping(raw, "loss")
-    r.no_unknown(loss, {"type", "temperature"}, "loss.")
+    r.no_unknown(loss, set(LossSpec.__dataclass_fields__), "loss.")
     loss_type = r.choice(loss, "type", LOSSES, "loss.")
-    temperature = r.positive_number(loss, "temperature", "loss.", 1.0)
+    temperature = r.positive_number(loss, "temperature", "loss.", LossSpec.temperature)
     if loss_type != "kl" and temperature != 1.0:
         raise RecipeError(f"{where}: `loss.temperature` is {temperature}, but loss '{loss_type}' has no temperature "
                           "(only kl softens both distributions); remove it or use loss.type kl.")
@@ -274,29 +300,25 @@ def parse_recipe(raw: dict[str, Any], *, path: Path | None = None) -> Recipe:
             "needs a teacher (set `teacher:`), or use loss.type ce for a supervised recipe." if teacher is None
             else "is the supervised loss; a distillation recipe uses symmetric_kl, soft_ce, js or kl."))
     data = r.mapping(raw, "data")
-    r.no_unknown(data, {"input_size", "augment", "eval"}, "data.")
-    optimizer = r.mapping(raw, "optimizer") if raw.get("optimizer") is not None else {}
-    r.no_unknown(optimizer, {"momentum", "nesterov", "no_decay_norm_bias"}, "optimizer.")
+    r.no_unknown(data, set(DataSpec.__dataclass_fields__), "data.")
+    optimizer = r.optimizer(raw.get("optimizer") or {})
     runtime = r.runtime(raw.get("runtime") or {})
-    if optimizer.get("nesterov") and not optimizer.get("momentum", 0.9):
-        raise RecipeError(f"{where}: `optimizer.nesterov` needs a non-zero `optimizer.momentum`.")
     stages = tuple(r.stage(s, i, supervised=teacher is None) for i, s in enumerate(r.sequence(raw, "stages")))
     if not stages:
         raise RecipeError(f"{where}: `stages` needs at least one stage.")
-    soft_labels = r.choice({"soft_labels": "online", **raw}, "soft_labels", SOFT_LABELS)
+    soft_labels = r.choice(raw, "soft_labels", SOFT_LABELS, default=Recipe.soft_labels)
     cache = r.cache(raw.get("cache") or {})
     if soft_labels == "cache" and (teacher is None or cache.dir is None):
         raise RecipeError(f"{where}: `soft_labels: cache` needs a teacher and `cache.dir` (the folder "
                           "`ssld-zoo cache` wrote).")
     return Recipe(
-        name=r.name(raw), student=r.model(r.mapping(raw, "student"), "student"), teacher=teacher, teachers=teachers,
-        loss=loss_type, temperature=temperature,
-        input_size=r.positive_int(data, "input_size", "data."), augment=r.augment(data.get("augment") or {}),
-        eval=r.source(data["eval"], "data.eval", supervised=True) if data.get("eval") else None,
-        batch_size=r.positive_int(raw, "batch_size"), momentum=r.number(optimizer, "momentum", "optimizer.", 0.9),
-        nesterov=r.flag(optimizer, "nesterov", "optimizer.", False),
-        no_decay_norm_bias=r.flag(optimizer, "no_decay_norm_bias", "optimizer.", False), stages=stages, runtime=runtime,
-        reference=dict(raw.get("reference") or {}), raw=raw, path=path, soft_labels=soft_labels, cache=cache)
+        name=r.name(raw), student=r.model(r.mapping(raw, "student"), "student"), teachers=teachers,
+        loss=LossSpec(loss_type, temperature),
+        data=DataSpec(input_size=r.positive_int(data, "input_size", "data."),
+                      augment=r.augment(data.get("augment") or {}),
+                      eval=r.source(data["eval"], "data.eval", supervised=True) if data.get("eval") else None),
+        batch_size=r.positive_int(raw, "batch_size"), stages=stages, raw=raw, optimizer=optimizer, runtime=runtime,
+        soft_labels=soft_labels, cache=cache, reference=dict(raw.get("reference") or {}), path=path)
 
 
 class _Reader:
@@ -334,8 +356,8 @@ class _Reader:
             raise self.fail("name", f"must be a folder name (letters, digits, '_', '.', '-'), not {value!r}")
         return value
 
-    def positive_int(self, node: dict[str, Any], key: str, prefix: str = "") -> int:
-        value = node.get(key)
+    def positive_int(self, node: dict[str, Any], key: str, prefix: str = "", default: int | None = None) -> int:
+        value = node.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise self.fail(prefix + key, f"must be a positive integer, not {value!r}")
         return value
@@ -386,13 +408,13 @@ class _Reader:
         auto = node.get("auto_augment")
         if auto is not None and not (isinstance(auto, str) and _RAND_AUGMENT.match(auto)):
             raise self.fail(p + "auto_augment", f"must be a timm RandAugment spec like rand-m9-mstd0.5, not {auto!r}")
-        crop_pct = self.positive_number(node, "eval_crop_pct", p, 1.0)
+        crop_pct = self.positive_number(node, "eval_crop_pct", p, Augment.eval_crop_pct)
         if crop_pct > 1:
             raise self.fail(p + "eval_crop_pct", f"must be at most 1, not {crop_pct!r}")
-        return Augment(random_resized_crop=scale, pad_crop=self.count(node, "pad_crop", p, 0),
-                       hflip=self.flag(node, "hflip", p, False), auto_augment=auto,
-                       interpolation=self.choice({"interpolation": "bilinear", **node}, "interpolation",
-                                                 INTERPOLATIONS, p),
+        return Augment(random_resized_crop=scale, pad_crop=self.count(node, "pad_crop", p, Augment.pad_crop),
+                       hflip=self.flag(node, "hflip", p, Augment.hflip), auto_augment=auto,
+                       interpolation=self.choice(node, "interpolation", INTERPOLATIONS, p,
+                                                 default=Augment.interpolation),
                        eval_crop_pct=crop_pct)
 
     def cache(self, node: Any) -> CacheSpec:
@@ -404,9 +426,9 @@ class _Reader:
         if folder is not None and not (isinstance(folder, str) and folder):
             raise self.fail(p + "dir", f"must be a folder path, not {folder!r}")
         batch = node.get("batch_size")
-        return CacheSpec(dir=folder, views=self.positive_int({"views": 8, **node}, "views", p),
-                         topk=self.positive_int({"topk": 10, **node}, "topk", p),
-                         sparse=self.choice({"sparse": "uniform", **node}, "sparse", SPARSE_MODES, p),
+        return CacheSpec(dir=folder, views=self.positive_int(node, "views", p, CacheSpec.views),
+                         topk=self.positive_int(node, "topk", p, CacheSpec.topk),
+                         sparse=self.choice(node, "sparse", SPARSE_MODES, p, default=CacheSpec.sparse),
                          batch_size=None if batch is None else self.positive_int(node, "batch_size", p))
 
     def runtime(self, node: Any) -> Runtime:
@@ -417,18 +439,34 @@ class _Reader:
         ema = node.get("ema")
         if ema is not None and not (isinstance(ema, float) and 0 < ema < 1):
             raise self.fail(p + "ema", f"must be a decay between 0 and 1 (e.g. 0.9998) or null, not {ema!r}")
-        return Runtime(amp=self.choice({"amp": None, **node}, "amp", AMP_MODES, p),
-                       channels_last=self.flag(node, "channels_last", p, False),
-                       compile=self.flag(node, "compile", p, False), ema=ema,
-                       workers=self.count(node, "workers", p, 2), seed=self.count(node, "seed", p, 0),
-                       checkpoint_every=self.positive_int({"checkpoint_every": 500, **node}, "checkpoint_every", p),
-                       log_every=self.positive_int({"log_every": 50, **node}, "log_every", p),
+        return Runtime(amp=self.choice(node, "amp", AMP_MODES, p, default=Runtime.amp),
+                       channels_last=self.flag(node, "channels_last", p, Runtime.channels_last),
+                       compile=self.flag(node, "compile", p, Runtime.compile), ema=ema,
+                       workers=self.count(node, "workers", p, Runtime.workers),
+                       seed=self.count(node, "seed", p, Runtime.seed),
+                       checkpoint_every=self.positive_int(node, "checkpoint_every", p, Runtime.checkpoint_every),
+                       log_every=self.positive_int(node, "log_every", p, Runtime.log_every),
                        eval_every=None if node.get("eval_every") is None else self.positive_int(node, "eval_every", p))
 
-    def choice(self, node: dict[str, Any], key: str, choices: Sequence[Any], prefix: str = "") -> Any:
-        if node.get(key) not in choices:
-            raise self.fail(prefix + key, f"must be one of {', '.join(map(str, choices))}, not {node.get(key)!r}")
-        return node[key]
+    def optimizer(self, node: Any) -> OptimizerSpec:
+        p = "optimizer."
+        if not isinstance(node, dict):
+            raise self.fail("optimizer", "must be a mapping like {momentum: 0.9, nesterov: false}")
+        self.no_unknown(node, set(OptimizerSpec.__dataclass_fields__), p)
+        spec = OptimizerSpec(momentum=self.number(node, "momentum", p, OptimizerSpec.momentum),
+                             nesterov=self.flag(node, "nesterov", p, OptimizerSpec.nesterov),
+                             no_decay_norm_bias=self.flag(node, "no_decay_norm_bias", p,
+                                                          OptimizerSpec.no_decay_norm_bias))
+        if spec.nesterov and not spec.momentum:
+            raise self.fail(p + "nesterov", "needs a non-zero `optimizer.momentum`")
+        return spec
+
+    def choice(self, node: dict[str, Any], key: str, choices: Sequence[Any], prefix: str = "", *,
+               default: Any = None) -> Any:
+        value = node.get(key, default)
+        if value not in choices:
+            raise self.fail(prefix + key, f"must be one of {', '.join(map(str, choices))}, not {value!r}")
+        return value
 
     def teachers(self, node: Any) -> tuple[ModelSpec, ...]:
         """`teacher:` is null, one model mapping, or a list of them (an ensemble sharing one BatchNorm mode)."""
@@ -447,8 +485,8 @@ class _Reader:
         if not isinstance(node, dict):
             raise self.fail(key, "must be a mapping like {model: NAME, pretrained: true}")
         self.no_unknown(node, {"model", "pretrained", "model_args", "bn"}, key + ".")
-        bn = self.choice({"bn": node.get("bn", "train")}, "bn", TEACHER_BN_MODES, key + ".")
-        pretrained = node.get("pretrained", False)
+        bn = self.choice(node, "bn", TEACHER_BN_MODES, key + ".", default=ModelSpec.bn)
+        pretrained = node.get("pretrained", ModelSpec.pretrained)
         if not (isinstance(pretrained, bool) or (isinstance(pretrained, str) and pretrained)):
             raise self.fail(key + ".pretrained",
                             f"must be true, false, a path or 'hf-hub:org/name', not {pretrained!r}")
@@ -464,14 +502,14 @@ class _Reader:
         if not isinstance(node, dict):
             raise self.fail(key, "must be a mapping like {source: 'cifar10:train'}")
         self.no_unknown(node, {"source", "labels", "subset"}, key + ".")
-        source = DataSource(self.string(node, "source", key + "."), self.flag(node, "labels", key + ".", True),
-                            node.get("subset"))
+        source = DataSource(self.string(node, "source", key + "."),
+                            self.flag(node, "labels", key + ".", DataSource.labels), node.get("subset"))
         if ":" not in source.source or source.kind not in SOURCE_KINDS or not source.location:
             raise self.fail(key + ".source", f"must be KIND:LOCATION with KIND one of {', '.join(SOURCE_KINDS)}")
         if source.kind == "cifar10" and source.location not in ("train", "test"):
             raise self.fail(key + ".source", f"must be cifar10:train or cifar10:test, not {source.source!r}")
-        if source.subset is not None and not _SUBSET.match(str(source.subset)):
-            raise self.fail(key + ".subset", "must be per_class:N, per_class:A:B or except_per_class:N")
+        if source.subset is not None and parse_subset(str(source.subset)) is None:
+            raise self.fail(key + ".subset", f"must be {SUBSET_FORMS}")
         if source.kind == "folder" and (supervised or source.subset is not None):
             raise self.fail(key + ".source", "is a folder: source, which has no labels; a supervised recipe, "
                                              "evaluation and per-class subsets need imagefolder:, list: or cifar10:")
@@ -490,6 +528,6 @@ class _Reader:
             raise self.fail(key + ".train", "needs at least one data source")
         return Stage(name=str(node.get("name", f"stage{index + 1}")),
                      epochs=self.positive_int(node, "epochs", key + "."), lr=self.number(node, "lr", key + "."),
-                     train=train, warmup_epochs=self.number(node, "warmup_epochs", key + ".", 0.0),
-                     min_lr=self.number(node, "min_lr", key + ".", 0.0),
-                     weight_decay=self.number(node, "weight_decay", key + ".", 0.0))
+                     train=train, warmup_epochs=self.number(node, "warmup_epochs", key + ".", Stage.warmup_epochs),
+                     min_lr=self.number(node, "min_lr", key + ".", Stage.min_lr),
+                     weight_decay=self.number(node, "weight_decay", key + ".", Stage.weight_decay))

@@ -94,7 +94,7 @@ def teacher_identity(recipe: Recipe, teacher: nn.Module) -> dict[str, Any]:
 
 
 def transform_identity(recipe: Recipe) -> dict[str, Any]:
-    return json.loads(json.dumps({"input_size": recipe.input_size, "augment": asdict(recipe.augment)}))
+    return json.loads(json.dumps({"input_size": recipe.data.input_size, "augment": asdict(recipe.data.augment)}))
 
 
 def shard_images(batch: int) -> int:
