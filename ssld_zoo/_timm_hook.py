@@ -11,6 +11,7 @@ import importlib.abc
 import importlib.util
 import sys
 from types import ModuleType
+from typing import Sequence
 
 
 def _register() -> None:
@@ -31,7 +32,8 @@ class _TimmLoader(importlib.abc.Loader):
 
 
 class _TimmFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "timm":
             return None
         sys.meta_path.remove(self)  # find the real spec without recursing into ourselves; this hook fires once

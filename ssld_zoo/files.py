@@ -28,9 +28,14 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def temporary_path(path: Path) -> Path:
-    """A new empty temporary file beside `path` (same folder, so the final rename is atomic)."""
+    """A new empty temporary file beside `path` (same folder, so the final rename is atomic); a folder that cannot
+    be written is a `FileSystemError` naming `path`, the file asked for, not the temporary name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        from ssld_zoo.errors import FileSystemError
+        raise FileSystemError.from_os_error(OSError(e.errno, e.strerror, str(path))) from None
     os.close(fd)
     return Path(tmp)
 

@@ -30,7 +30,8 @@ def test_augment_defaults_and_every_key():
         "auto_augment": "rand-m9-mstd0.5-inc1", "interpolation": "bicubic", "eval_crop_pct": 0.875})).data.augment
     assert full == Augment(random_resized_crop=(0.35, 1.0), pad_crop=4, hflip=True,
                            auto_augment="rand-m9-mstd0.5-inc1", interpolation="bicubic", eval_crop_pct=0.875)
-    assert parse_recipe(recipe(data__augment={"random_resized_crop": True})).data.augment.random_resized_crop == (0.08, 1.0)
+    default_scale = parse_recipe(recipe(data__augment={"random_resized_crop": True})).data.augment
+    assert default_scale.random_resized_crop == (0.08, 1.0)
 
 
 @pytest.mark.parametrize("augment, key", [

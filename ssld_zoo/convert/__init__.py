@@ -10,6 +10,7 @@ model's own state dict. The equality of every converter with PaddleClas's own fo
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -88,14 +89,18 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
         from ssld_zoo.errors import FileSystemError
         raise FileSystemError(f"--out {folder} is a file; conversion writes a folder (model.safetensors, config.json, "
                               "README.md). Choose another path or remove the file.", path=str(folder))
-    tensors = convert_pdparams(pdparams, name)
-    origin_sha256 = origin_sha256 or file_sha256(pdparams)
-    tmp = temporary_weights_path(folder)
+    created = not folder.exists()
+    tmp = temporary_weights_path(folder)  # before converting: an unwritable --out fails at once
     try:
+        tensors = convert_pdparams(pdparams, name)
+        origin_sha256 = origin_sha256 or file_sha256(pdparams)
         save_file(tensors, tmp, metadata={"format": "pt", "ssld_zoo_origin_sha256": origin_sha256})
         canonical_safetensors(tmp)  # the same PaddleClas file always gives the same sha256
     except BaseException:
         tmp.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):  # it may no longer be empty
+                folder.rmdir()
         raise
     sha256, size = write_folder(name, folder, tmp, origin_sha256=origin_sha256)
     return ConvertedFolder(folder, sha256, size, origin_sha256)

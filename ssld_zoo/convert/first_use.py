@@ -62,7 +62,7 @@ def load_converted_origin(weight: WeightEntry, use: Callable[[Path], T]) -> T:
     paths = _Paths(weight)
     found = _use_cached(weight, paths, use)
     if found is not _MISSING:
-        return found  # type: ignore[return-value]
+        return found
     from filelock import FileLock
     paths.lock.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(paths.lock):
@@ -73,7 +73,7 @@ def load_converted_origin(weight: WeightEntry, use: Callable[[Path], T]) -> T:
     if found is _MISSING:
         raise IntegrityError(f"The conversion of '{weight.full_name}' in {paths.folder} failed its own check; "
                              f"delete {paths.folder} and try again.")
-    return found  # type: ignore[return-value]
+    return found
 
 
 _MISSING = object()
@@ -83,6 +83,7 @@ class _Paths:
     """Where one weight's first-use files live under `cache_root()`."""
 
     def __init__(self, weight: WeightEntry) -> None:
+        assert weight.origin_url is not None
         root = cache_root()
         self.folder = root / "converted" / weight.full_name
         self.pdparams = root / "paddle" / weight.origin_url.rsplit("/", 1)[-1]
@@ -171,6 +172,7 @@ def check_pdparams(weight: WeightEntry, pdparams: Path) -> str:
 
 def _download(weight: WeightEntry, dest: Path) -> None:
     from huggingface_hub import constants
+    assert weight.origin_url is not None
     url = download_url(weight.origin_url)
     how = (f"On a machine with network access run `ssld-zoo download {weight.full_name} --to DIR` and use "
            f"pretrained='DIR/{weight.full_name}', or fetch {url} by hand and run `ssld-zoo convert --paddle FILE "

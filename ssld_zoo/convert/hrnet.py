@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from ssld_zoo.errors import ConversionError
-from ssld_zoo.convert._base import Arrays, converter, rename
+from ssld_zoo.convert._base import Arrays, Rule, converter, rename
 
 
 def _fuse_paths(branches: int) -> list[str]:
@@ -73,7 +73,7 @@ _TRANSITIONS = {"tr1_1": "transition1.0", "tr1_2": "transition1.1.0", "tr2": "tr
 @converter("hrnet_w18c_ssld", "hrnet_w48c_ssld", "se_hrnet_w64c_ssld")
 def convert(arrays: Arrays, name: str) -> Arrays:
     """Rename PaddleClas (SE_)HRNet-C keys, either legendary layout, to timm HRNet keys."""
-    rules = [
+    rules: list[Rule] = [
         (rf"conv_layer1_(?P<i>[12])\.{_CONV_BN}", lambda m: _conv_bn(m, f"conv{m['i']}", f"bn{m['i']}")),
         (rf"layer1\.(?P<i>\d+)\.(?:{_BLOCK})", lambda m: f"layer1.{m['i']}.{_block(m)}"),
         (rf"(?:conv_)?(?P<tr>tr1_1|tr1_2|tr2|tr3)\.{_CONV_BN}",

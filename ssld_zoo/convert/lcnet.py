@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 
 from ssld_zoo.errors import ConversionError
-from ssld_zoo.convert._base import Arrays, converter, fill, fold_inference_dropout, rename, stage_index, target_shapes
+from ssld_zoo.convert._base import (Arrays, Rule, converter, fill, fold_inference_dropout, rename, stage_index,
+                                    target_shapes)
 
 # PaddleClas head dropout probability, applied as x * (1 - p) at inference (downscale_in_infer).
 _DROPOUT = 0.2
@@ -50,7 +51,7 @@ def convert_lcnet(arrays: Arrays, name: str) -> Arrays:
         return f"blocks.{stage}.{index}.{_LCNET_PARTS[m['part']]}.{m['leaf']}"
 
     parts = "|".join(re.escape(part) for part in _LCNET_PARTS)
-    rules = [
+    rules: list[Rule] = [
         (r"conv1\.conv\.(\w+)", r"conv_stem.\1"),
         (r"conv1\.bn\.(\w+)", r"bn1.\1"),
         (rf"blocks(?P<n>[2-6])\.(?P<j>\d+)\.(?P<part>{parts})\.(?P<leaf>\w+)", block),
@@ -68,7 +69,7 @@ def convert_lcnet(arrays: Arrays, name: str) -> Arrays:
 def convert_lcnetv2(arrays: Arrays, name: str) -> Arrays:
     """Rename PaddleClas PPLCNetV2 keys to timm LCNetV2 keys; drop the unused re-parameterised convs; fold the
     dropout scale."""
-    rules = [
+    rules: list[Rule] = [
         (r"(.+)\.se\.conv([12])\.(\w+)", r"\1.se.fc\2.\3"),
         (r"(.+)\.pw_conv_([12])\.(\w+\.\w+)", lambda m: f"{m[1]}.pw_conv.{int(m[2]) - 1}.{m[3]}"),
         (r"(?:stem|stages)\..+", r"\g<0>"),

@@ -23,7 +23,7 @@ import _compat_pickle
 import math
 import os
 import pickle
-from typing import IO, Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from ssld_zoo.errors import InvalidWeightsError, UnsafePickleError
 try:
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # numpy 1.x without the numpy._core alias
-    from numpy.core.multiarray import _reconstruct
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]  # the same function, numpy 1's path
 
 _SPLIT_INFO = "UnpackBigParamInfor@@"  # Paddle's spelling
 _WEIGHT_KINDS = "biufc"  # bool, int, uint, float, complex
@@ -99,7 +99,33 @@ class _BoundedFile:
         return self._file.readline()
 
 
-class _ArrayUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+if TYPE_CHECKING:
+    class _PyUnpickler(pickle._Unpickler):
+        """`pickle._Unpickler` with the undocumented internals that typeshed leaves out."""
+
+        dispatch: ClassVar[dict[int, Callable[[Any], None]]]
+        stack: list[Any]
+        readline: Callable[[], bytes]
+
+        def load_reduce(self) -> None: ...
+        def load_build(self) -> None: ...
+        def load_tuple1(self) -> None: ...
+        def load_tuple2(self) -> None: ...
+        def load_tuple3(self) -> None: ...
+        def load_tuple(self) -> None: ...
+        def load_list(self) -> None: ...
+        def load_dict(self) -> None: ...
+        def load_frozenset(self) -> None: ...
+        def load_append(self) -> None: ...
+        def load_setitem(self) -> None: ...
+        def load_appends(self) -> None: ...
+        def load_setitems(self) -> None: ...
+        def load_additems(self) -> None: ...
+else:
+    _PyUnpickler = pickle._Unpickler
+
+
+class _ArrayUnpickler(_PyUnpickler):
     """The pure-Python unpickler, restricted to what numpy arrays in a dict need.
 
     It resolves only the globals in `_ALLOWED`, calls them only as numpy's own pickles do (`_reconstruct` of an empty
@@ -108,7 +134,7 @@ class _ArrayUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     than the data it holds.
     """
 
-    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    dispatch = dict(_PyUnpickler.dispatch)
 
     def __init__(self, file: IO[bytes], name: str) -> None:
         super().__init__(_BoundedFile(file, name), encoding="latin1")
@@ -150,7 +176,7 @@ class _ArrayUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
                 isinstance(args, tuple) and len(args) == 3 and args[0] is np.ndarray and args[1] == (0,))):
             raise _refused(self._name, f"the call {getattr(func, '__name__', func)}{args!r:.80} (numpy pickles "
                                        "rebuild arrays from an empty one and their data)")
-        pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
+        _PyUnpickler.load_reduce(self)
 
     def load_build(self) -> None:
         state, inst = self.stack[-1], self.stack[-2]
@@ -158,7 +184,7 @@ class _ArrayUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
             _check_array_state(state, self._name)
         elif not isinstance(inst, np.dtype):
             raise _refused(self._name, f"setting the state of a {type(inst).__name__}")
-        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        _PyUnpickler.load_build(self)
 
     def refuse_objects(self) -> None:
         raise _refused(self._name, "constructing an object (NEWOBJ/OBJ/INST)")
@@ -187,7 +213,7 @@ def _marked(self: Any) -> list[Any]:
     return list(self.stack)  # after MARK, the pure-Python unpickler's stack holds just the marked items
 
 
-_PY = pickle._Unpickler  # type: ignore[attr-defined]
+_PY = _PyUnpickler
 _ArrayUnpickler.dispatch.update({
     pickle.TUPLE1[0]: _tracked(_PY.load_tuple1, _top(1)), pickle.TUPLE2[0]: _tracked(_PY.load_tuple2, _top(2)),
     pickle.TUPLE3[0]: _tracked(_PY.load_tuple3, _top(3)), pickle.TUPLE[0]: _tracked(_PY.load_tuple, _marked),

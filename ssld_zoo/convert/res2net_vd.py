@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ssld_zoo.convert._base import Arrays, converter, rename
+from ssld_zoo.convert._base import Arrays, Rule, converter, rename
 
 _STEM = {"1": ("conv1.0", "conv1.1"), "2": ("conv1.3", "conv1.4"), "3": ("conv1.6", "bn1")}
 _BLOCK = {"conv0": ("conv1", "bn1"), "conv2": ("conv3", "bn3"), "short": ("downsample.1", "downsample.2")}
@@ -36,7 +36,7 @@ def _block(match: "re.Match[str]") -> str:
 def convert(arrays: Arrays, name: str) -> Arrays:
     """Rename PaddleClas Res2Net_vd keys to the zoo's timm-style Res2Net-D keys."""
     sub = r"(?P<sub>conv0|conv2|short|res[2-5](?:[a-z]|b\d+)_branch2b_(?P<split>[1-3]))"
-    rules = [
+    rules: list[Rule] = [
         (r"conv1_([1-3])\.(_conv|_batch_norm)\.(\w+)", lambda m: f"{_module(m[2], *_STEM[m[1]])}.{m[3]}"),
         (rf"bb_(?P<s>[0-3])_(?P<i>\d+)\.{sub}\.(?P<layer>_conv|_batch_norm)\.(?P<leaf>\w+)", _block),
         (r"out\.(weight|bias)", r"fc.\1"),

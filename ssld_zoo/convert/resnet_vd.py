@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ssld_zoo.convert._base import Arrays, converter, rename, stage_index
+from ssld_zoo.convert._base import Arrays, Rule, converter, rename, stage_index
 
 _DEPTHS = {"resnet34d_ssld": (3, 4, 6, 3), "resnet50d_ssld": (3, 4, 6, 3), "resnet101d_ssld": (3, 4, 23, 3)}
 _STEM = {"1": ("conv1.0", "conv1.1"), "2": ("conv1.3", "conv1.4"), "3": ("conv1.6", "bn1")}
@@ -35,7 +35,7 @@ def convert(arrays: Arrays, name: str) -> Arrays:
     """Rename legendary or older PaddleClas ResNet_vd keys to timm ResNet keys."""
     flat = stage_index(_DEPTHS[name])
     block = rf"\.(?P<sub>conv[0-2]|short)\.(?P<layer>{_LAYER})\.(?P<leaf>\w+)"
-    rules = [
+    rules: list[Rule] = [
         (rf"stem\.([0-2])\.({_LAYER})\.(\w+)",
          lambda m: f"{_part(m[2], *_STEM[str(int(m[1]) + 1)])}.{m[3]}"),
         (rf"conv1_([1-3])\.({_LAYER})\.(\w+)", lambda m: f"{_part(m[2], *_STEM[m[1]])}.{m[3]}"),

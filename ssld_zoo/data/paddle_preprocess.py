@@ -105,7 +105,8 @@ class PaddleEvalTransform:
     def _resize(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         if self.backend == "pil":
             from PIL import Image
-            resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+            resample = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+                        "nearest": Image.Resampling.NEAREST}
             return np.asarray(Image.fromarray(rgb).resize(size, resample[self.interpolation]))
         cv2 = _cv2()
         flags = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}

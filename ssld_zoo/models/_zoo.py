@@ -7,13 +7,15 @@ through `ssld_zoo.weights.sources` (sha256-checked) before timm builds and loads
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import replace
 from typing import Any, Callable
 
-from timm.models import generate_default_cfgs, register_model
+from timm.models import PretrainedCfg, generate_default_cfgs, register_model
 from timm.models._builder import resolve_pretrained_cfg
 
 from ssld_zoo.catalogue import registry
+from ssld_zoo.errors import InvalidWeightsError
 from ssld_zoo.models.checks import check_finite
 from ssld_zoo.weights.sources import load_catalogue_weights, pretrained_cfg_for
 
@@ -23,7 +25,7 @@ ModelFn = Callable[..., Any]
 def zoo_default_cfgs(arch_facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """timm `default_cfgs` for zoo names: each catalogue weight (default first) plus the family's architecture facts
     (`first_conv`, `classifier`, `pool_size`, ...)."""
-    cfgs: dict[str, dict[str, Any]] = {}
+    cfgs: dict[str, dict[str, Any] | PretrainedCfg] = {}
     for name, facts in arch_facts.items():
         for tag, weight in registry.get_model_entry(name).weights.items():
             cfgs[f"{name}.{tag}"] = {**facts, **pretrained_cfg_for(weight)}
@@ -48,12 +50,44 @@ def register_zoo_model(fn: ModelFn) -> ModelFn:
         if not pretrained:
             return fn(pretrained=False, pretrained_cfg=cfg, **kwargs)
         if cfg.file or cfg.state_dict:
-            return check_finite(fn(pretrained=True, pretrained_cfg=cfg, **kwargs), cfg.file or "the state dict")
+            return _load(fn, name, cfg, cfg.file or "the state dict", kwargs)
         weight = registry.get_model_entry(name).weight(cfg.tag)
         return load_catalogue_weights(
-            weight, lambda path: check_finite(fn(pretrained=True, pretrained_cfg=replace(cfg, file=str(path)),
-                                                 **kwargs), weight.full_name),
+            weight, lambda path: _load(fn, name, replace(cfg, file=str(path)), weight.full_name, kwargs),
             cache_dir=kwargs.get("cache_dir"), data_root=data_root)
 
     return register_model(entrypoint)
+
+
+def _load(fn: ModelFn, name: str, cfg: Any, source: str, kwargs: dict[str, Any]) -> Any:
+    """`fn` built with the weights `cfg` names, checked to be finite; weights that do not fit the model (another
+    model's, another head's) are one `InvalidWeightsError` naming the keys, not torch's multi-line RuntimeError."""
+    try:
+        model = fn(pretrained=True, pretrained_cfg=cfg, **kwargs)
+    except RuntimeError as e:
+        if "Error(s) in loading state_dict" not in str(e):
+            raise
+        raise InvalidWeightsError(f"The weights from {source} do not fit model '{name}': {_mismatch(str(e))}. They "
+                                  f"are another model's (or another num_classes'); pass weights made for '{name}'.",
+                                  path=source) from None
+    return check_finite(model, source)
+
+
+def _mismatch(message: str) -> str:
+    """torch's `load_state_dict` error in one line: how many keys are missing or unexpected (the first few named),
+    and which tensors have another shape."""
+    parts = []
+    for line in message.splitlines()[1:]:
+        keys = re.match(r"\s*(Missing|Unexpected) key\(s\) in state_dict: (.*)", line)
+        shape = re.match(r"\s*size mismatch for ([^:]+): copying a param with shape torch.Size\((\[.*?\])\) from "
+                         r"checkpoint, the shape in current model is torch.Size\((\[.*?\])\)", line)
+        if keys:
+            names = re.findall(r'"([^"]+)"', keys[2])
+            parts.append(f"{len(names)} {keys[1].lower()} key(s) ({', '.join(names[:3])}"
+                         f"{', ...' if len(names) > 3 else ''})")
+        elif shape:
+            parts.append(f"{shape[1]} is {shape[2]} in the file, {shape[3]} in the model")
+        elif line.strip():
+            parts.append(line.strip().rstrip("."))
+    return "; ".join(parts[:4]) + ("; ..." if len(parts) > 4 else "")
 

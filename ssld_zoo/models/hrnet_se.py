@@ -20,7 +20,7 @@ older dygraph version of the file) -> this module (`<block>.se.fc1` / `fc2`):
 * `fc_excitation.weight` [C // 16, C] -> `fc2.weight` [C, C // 16] (transpose), `fc_excitation.bias` [C] -> `fc2.bias`
 with C = 64/128/256/512 in the branches, 256 in stage 1 and 128/256/512/1024 in the incre head.
 """
-from typing import Optional, Type
+from typing import TYPE_CHECKING, Any, Optional, Type
 
 import torch
 import torch.nn as nn
@@ -64,13 +64,17 @@ def _add_se(model: nn.Module, reduction: int, device=None, dtype=None) -> None:
     """Fill the (empty) SE slot of every timm ResNet block in the model."""
     for m in model.modules():
         if isinstance(m, Bottleneck):
-            m.se = SqueezeExciteLinear(m.bn3.num_features, reduction, device=device, dtype=dtype)
+            m.se = SqueezeExciteLinear(m.conv3.out_channels, reduction, device=device, dtype=dtype)
         elif isinstance(m, BasicBlock):
-            m.se = SqueezeExciteLinear(m.bn2.num_features, reduction, device=device, dtype=dtype)
+            m.se = SqueezeExciteLinear(m.conv2.out_channels, reduction, device=device, dtype=dtype)
 
 
 class SeHighResolutionNet(HighResolutionNet):
     """timm HighResolutionNet with a Linear SE module in every BasicBlock / Bottleneck."""
+
+    if TYPE_CHECKING:  # for the type checker only: TorchScript cannot type these class annotations
+        pretrained_cfg: dict[str, Any]
+        default_cfg: dict[str, Any]
 
     def __init__(self, cfg: dict, se_reduction: int = 16, **kwargs):
         super().__init__(cfg, **kwargs)
@@ -107,7 +111,7 @@ def _create_se_hrnet(
         pretrained,
         model_cfg=cfg_cls[cfg_variant or variant],
         pretrained_strict=pretrained_strict,
-        kwargs_filter=kwargs_filter,
+        kwargs_filter=kwargs_filter,  # type: ignore[arg-type]  # timm's Tuple[str] means a tuple of any length
         features_only=features_mode == 'cfg',
         **kwargs,
     )

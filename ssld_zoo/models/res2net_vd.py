@@ -48,7 +48,8 @@ class Bottle2neckVd(Bottle2neck):
         """
         super().__init__(inplanes, planes, stride, downsample, **kwargs)
         self.is_first = stride > 1
-        self.pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False) if self.is_first else None
+        self.pool = nn.AvgPool2d(  # type: ignore[assignment]  # timm's own `pool` is None too, typed AvgPool2d
+            3, stride=stride, padding=1, count_include_pad=False) if self.is_first else None
 
 
 def _create_res2net_vd(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:

@@ -104,15 +104,16 @@ class ResNetCifar(nn.Module):
         self.conv1 = nn.Conv2d(in_chans, widths[0], 3, stride=1, padding=1, bias=False, **dd)
         self.bn1 = nn.BatchNorm2d(widths[0], **dd)
         self.act1 = nn.ReLU(inplace=True)
-        self.feature_info = [dict(num_chs=widths[0], reduction=1, module='act1')]
+        self.feature_info: list[dict[str, Any]] = [dict(num_chs=widths[0], reduction=1, module='act1')]
         in_chs, reduction = widths[0], 1
+        layers: list[nn.Sequential] = []
         for i, (width, stride) in enumerate(zip(widths, (1, 2, 2))):
-            layer = nn.Sequential(*[
+            layers.append(nn.Sequential(*[
                 BasicBlockCifar(in_chs if b == 0 else width, width, stride if b == 0 else 1, **dd)
-                for b in range(blocks)])
-            self.add_module(f'layer{i + 1}', layer)
+                for b in range(blocks)]))
             in_chs, reduction = width, reduction * stride
             self.feature_info.append(dict(num_chs=width, reduction=reduction, module=f'layer{i + 1}'))
+        self.layer1, self.layer2, self.layer3 = layers
         self.num_features = self.head_hidden_size = in_chs
         self.global_pool, self.linear = create_classifier(in_chs, num_classes, pool_type=global_pool, **dd)
 
@@ -138,8 +139,9 @@ class ResNetCifar(nn.Module):
         """Replace the classifier with a fresh one for `num_classes` (0: no classifier, pooled features out)."""
         self.num_classes = num_classes
         pool_type = self.global_pool.pool_type if global_pool is None else global_pool
-        dd = dict(device=self.conv1.weight.device, dtype=self.conv1.weight.dtype)
-        self.global_pool, self.linear = create_classifier(self.num_features, num_classes, pool_type=pool_type, **dd)
+        self.global_pool, self.linear = create_classifier(self.num_features, num_classes, pool_type=pool_type,
+                                                          device=self.conv1.weight.device,
+                                                          dtype=self.conv1.weight.dtype)
         self.global_pool.train(self.training)
         self.linear.train(self.training)
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch.nn as nn
 from timm.layers import get_norm_layer
 from timm.models._builder import build_model_with_cfg
-from timm.models.resnet import BasicBlock, ResNet, downsample_avg
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet, downsample_avg
 
 from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 
@@ -34,9 +34,10 @@ class ResNetVd(ResNet):
             **kwargs: Keyword arguments of timm ``ResNet``.
         """
         super().__init__(*args, **kwargs)
-        first_block = self.layer1[0]
+        first_block = self.get_submodule('layer1.0')
+        assert isinstance(first_block, (BasicBlock, Bottleneck))
         if first_short_conv and first_block.downsample is None:
-            chs = self.feature_info[1]['num_chs']
+            chs = first_block.conv1.in_channels
             first_block.downsample = downsample_avg(
                 chs,
                 chs,
@@ -46,7 +47,8 @@ class ResNetVd(ResNet):
                 device=kwargs.get('device'),
                 dtype=kwargs.get('dtype'),
             )
-            nn.init.kaiming_normal_(first_block.downsample[1].weight, mode='fan_out', nonlinearity='relu')
+            nn.init.kaiming_normal_(first_block.downsample.get_parameter('1.weight'), mode='fan_out',
+                                    nonlinearity='relu')
 
 
 def _create_resnet_vd(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNetVd:

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence, cast
 
 import torch
 from torch import nn
 
 from ssld_zoo.errors import SsldZooError
+
+if TYPE_CHECKING:
+    from timm.models._features import FeatureInfo
 
 __all__ = ["LR_MULTS", "StageSplit", "split_stages", "stage_param_groups", "FeaturePyramidBackbone", "fpn_backbone"]
 
@@ -64,7 +67,7 @@ def _find_backbone(model: nn.Module) -> tuple[str, nn.Module]:
 
 def _levels(backbone: nn.Module) -> list[dict[str, Any]]:
     """Every feature level of a timm model (all levels, whatever `out_indices` a feature extractor returns)."""
-    info = backbone.feature_info
+    info = cast("FeatureInfo | list[dict[str, Any]]", backbone.feature_info)  # what _find_backbone found
     return list(info.info) if hasattr(info, "info") else list(info)
 
 
@@ -164,7 +167,8 @@ def _multipliers(lr_mults: Sequence[float] | str, num_stages: int, model: nn.Mod
 def _no_decay(model: nn.Module, names: Iterable[str]) -> set[str]:
     """Norm weights and biases (every parameter with fewer than 2 dims) and the model's own `no_weight_decay()`."""
     params = dict(model.named_parameters())
-    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    no_weight_decay = getattr(model, "no_weight_decay", None)
+    skip = set(no_weight_decay()) if no_weight_decay is not None else set()
     return {n for n in names if params[n].ndim <= 1 or n in skip}
 
 
@@ -224,7 +228,7 @@ class FeaturePyramidBackbone(nn.Module):
         from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
         super().__init__()
         self.body = body
-        self.fpn = FeaturePyramidNetwork(body.feature_info.channels(), out_channels,
+        self.fpn = FeaturePyramidNetwork(cast("FeatureInfo", body.feature_info).channels(), out_channels,
                                          extra_blocks=LastLevelMaxPool() if extra_blocks is None else extra_blocks,
                                          norm_layer=norm_layer)
         self.out_channels = out_channels

@@ -19,7 +19,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from ssld_zoo.errors import SsldZooError
 
@@ -164,7 +164,7 @@ def _time_calls(model: Callable[[Any], Any], x: Any, sync: Callable[[], None], i
     return times
 
 
-def measure(models: dict[str, Callable[[Any], Any]], x: Any, settings: Settings,
+def measure(models: Mapping[str, Callable[[Any], Any]], x: Any, settings: Settings,
             sync: Callable[[], None]) -> dict[str, list[list[float]]]:
     """Warm every model up, then time them in alternating rounds (order flipped every round); ms per call by round."""
     for model in models.values():
@@ -205,7 +205,8 @@ def _bench_subject(subject: Subject, settings: Settings) -> Iterator[dict[str, A
         for channels_last in settings.channels_last:
             memory_format = torch.channels_last if channels_last else torch.contiguous_format
             for model in models.values():
-                model.to(device=device, memory_format=memory_format)
+                model.to(device=device,  # type: ignore[call-overload]  # torch's overloads take these only apart
+                         memory_format=memory_format)
             for dtype in settings.dtypes:
                 autocast = (torch.autocast(device, dtype=torch.bfloat16) if dtype == "bf16"
                             else contextlib.nullcontext())

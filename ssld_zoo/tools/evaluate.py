@@ -235,7 +235,7 @@ def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = Non
     if isinstance(named, HubSource):
         from ssld_zoo.train.models import build_model
         from ssld_zoo.train.recipe import ModelSpec
-        built = build_model(ModelSpec(spec, source or True), "model", data_root)
+        built = build_model(ModelSpec(spec, source or True), "model", data_root, cache_dir=cache_dir)
         return LoadedModel(built.model, spec, source or spec, None)
     if isinstance(named, FolderSource):
         return _load_folder(named.path, source, data_root, cache_dir)
@@ -266,7 +266,8 @@ def _load_folder(folder: Path, source: str | None, data_root: str | os.PathLike 
     from ssld_zoo.train.models import build_model
     from ssld_zoo.train.recipe import ModelSpec
     args = {**config.get("model_args", {}), "num_classes": config.get("num_classes")}
-    built = build_model(ModelSpec(config["architecture"], source or os.fspath(folder), args), "model", data_root)
+    built = build_model(ModelSpec(config["architecture"], source or os.fspath(folder), args), "model", data_root,
+                        cache_dir=cache_dir)
     return LoadedModel(built.model, block.get("model") or config["architecture"], source or os.fspath(folder), sha256)
 
 
@@ -367,15 +368,19 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
     labelled = open_data(data, labels_file, data_root)  # data errors come before the (slower) model load
     chosen = _device(device)
     loaded = load_model(model, weights, data_root=data_root, cache_dir=cache_dir)
-    check_classes(loaded.module.num_classes, loaded.name, labelled)
+    from ssld_zoo.train.models import num_classes
+    check_classes(num_classes(loaded.module), loaded.name, labelled)
     preprocessing = resolve_preprocessing(loaded.module, input_size=input_size, crop_pct=crop_pct,
                                           interpolation=interpolation)
     count = len(labelled.images) if limit is None else min(limit, len(labelled.images))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    module = loaded.module.eval().to(chosen, memory_format=memory_format)
-    transform = EvalTransform(preprocessing) if preprocess == "timm" else _paddle_transform(preprocessing)
+    module = loaded.module.eval().to(chosen).to(memory_format=memory_format)
+    transform: Any
     if preprocess == "paddle":
+        transform = _paddle_transform(preprocessing)
         preprocessing = dict(preprocessing, resize_short=transform.resize_short, backend=transform.backend)
+    else:
+        transform = EvalTransform(preprocessing)
     scores = _run(module, labelled.images, transform, count,
                   batch_size=batch_size, workers=workers, device=chosen, memory_format=memory_format,
                   progress=sys.stderr.isatty() if progress is None else progress)
@@ -476,6 +481,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate as `args` say, print the result, write `--out`, and return it."""
+    if args.out is not None:  # before the evaluation, which may take long
+        if args.out.is_dir():
+            raise EvaluationError(f"--out {args.out} is a folder; name the JSON file to write, e.g. "
+                                  f"{args.out / 'eval.json'}.")
+        if not args.out.parent.is_dir():
+            raise EvaluationError(f"--out {args.out}: folder {args.out.parent} does not exist; create it or choose "
+                                  "another path.")
     result = evaluate(args.model, args.data, weights=args.weights, labels_file=args.labels,
                       batch_size=args.batch_size, workers=args.workers, device=args.device,
                       input_size=args.input_size, crop_pct=args.crop_pct, interpolation=args.interpolation,
@@ -484,8 +496,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     text = json.dumps(result, indent=2) + "\n"
     if args.out is not None:
         from ssld_zoo.files import write_text_atomic
-        if not args.out.parent.is_dir():
-            raise EvaluationError(f"--out {args.out}: folder {args.out.parent} does not exist.")
         write_text_atomic(args.out, text)
     if args.json:
         print(text, end="")

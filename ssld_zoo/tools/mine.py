@@ -27,7 +27,7 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, cast
 
 from ssld_zoo.errors import MineError
 from ssld_zoo.files import atomic_path
@@ -155,11 +155,10 @@ def _source(spec: str, subset: str | None, option: str) -> Any:
 
 def open_images(spec: str, subset: str | None, data_root: str | os.PathLike | None, option: str) -> "Images":
     """The images of `--pool` / `--exclude`: a folder (recursive), a list file, or a CIFAR-10 pack, with `subset`."""
-    import re
-
+    from ssld_zoo.data.subsets import SUBSET_FORMS, parse_subset
     from ssld_zoo.train.data import open_source
-    if subset is not None and not re.fullmatch(r"(per_class|except_per_class):\d+", subset):
-        raise MineError(f"{option}-subset '{subset}' must be per_class:N or except_per_class:N.")
+    if subset is not None and parse_subset(subset) is None:
+        raise MineError(f"{option}-subset '{subset}' must be {SUBSET_FORMS}.")
     return open_source(_source(spec, subset, option), data_root)
 
 
@@ -167,7 +166,8 @@ def entry(images: "Images", i: int) -> str:
     """The list-file entry of image `i`: its absolute path, or `cifar10:SPLIT/INDEX` for a CIFAR-10 pack image."""
     from ssld_zoo.train.data import Cifar, Files, Listed, Selection
     while isinstance(images, Selection):
-        images, i = images.base, int(images.indices[i])
+        i = int(images.indices[i])
+        images = images.base
     if isinstance(images, Cifar):
         return f"cifar10:{images.pack.split}/{i}"
     if isinstance(images, Files):
@@ -240,9 +240,18 @@ class _Ranges:
 def _batches(images: "Images", start: int, settings: MineSettings, transform: Any, with_hash: bool, workers: int,
              pin_memory: bool) -> Any:
     import torch
-    return torch.utils.data.DataLoader(_Decoded(images, transform, with_hash),
+    dataset = cast("torch.utils.data.Dataset[Any]", _Decoded(images, transform, with_hash))  # map-style, duck-typed
+    return torch.utils.data.DataLoader(dataset,
                                        batch_sampler=_Ranges(start, len(images), settings.batch_size),
                                        num_workers=workers, collate_fn=_collate, pin_memory=pin_memory)
+
+
+class _TimmClassifier(Protocol):
+    """The timm classifier interface that the teacher uses."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
 
 
 class Teacher:
@@ -271,8 +280,9 @@ class Teacher:
         """Softmax confidence and index of the top class (numpy), and L2-normalised pre-logits (or None)."""
         import torch
         with torch.inference_mode():
-            x = (images.to(self.device, non_blocking=True).float().div_(255) - self.net.mean) / self.net.std
-            model = self.net.model
+            x = images.to(self.device, non_blocking=True).float().div_(255)
+            x = (x - self.net.get_buffer("mean")) / self.net.get_buffer("std")
+            model = cast(_TimmClassifier, self.net.model)
             if self.features:
                 pooled = model.forward_features(x)
                 logits = model.forward_head(pooled)
@@ -339,6 +349,9 @@ class MineState:
     @classmethod
     def load(cls, path: Path) -> "MineState":
         import numpy as np
+        if path.is_file() and not zipfile.is_zipfile(path):  # np.load would take it for a pickle
+            raise MineError(f"cannot read the mining state {path} (not an .npz archive: truncated or another file); "
+                            "delete it and start over without --resume.")
         try:
             with np.load(path, allow_pickle=False) as z:
                 state = cls(**json.loads(str(z["meta"])), predicted=z["predicted"].tolist(),
@@ -379,8 +392,8 @@ class Excluder:
         if self.settings.dedup == "features":
             assert feats is not None and self.features is not None
             sims = feats @ self.features.to(feats.device).T
-            best, arg = sims.max(1)
-            return self.indices[arg.cpu().numpy()], best.double().cpu().numpy()
+            similarity, closest = sims.max(1)
+            return self.indices[closest.cpu().numpy()], similarity.double().cpu().numpy()
         best = np.full(len(hashes), HASH_BITS + 1, dtype=np.int64)
         arg = np.zeros(len(hashes), dtype=np.int64)
         for start in range(0, len(self.hashes), _EVAL_CHUNK):
@@ -426,7 +439,9 @@ def _exclude_fingerprints(images: "Images", settings: MineSettings, teacher: Tea
         indices.append(batch.indices)
         if use_features:
             if batch.images is not None:
-                feats.append(teacher(batch.images)[2].cpu())
+                batch_feats = teacher(batch.images)[2]
+                assert batch_feats is not None
+                feats.append(batch_feats.cpu())
         else:
             hashes.append(batch.hashes)
     indices_all = np.concatenate(indices) if indices else np.zeros(0, np.int64)

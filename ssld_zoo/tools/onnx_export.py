@@ -114,7 +114,7 @@ def _build(name: str, weights: str | os.PathLike | bool | None,
 def _input_size(model: Any) -> tuple[int, int, int]:
     """The (C, H, W) input size of the weights a model was built with (its timm pretrained cfg)."""
     from timm.data import resolve_data_config
-    return tuple(resolve_data_config({}, model=model)["input_size"])  # type: ignore[return-value]
+    return tuple(resolve_data_config({}, model=model)["input_size"])
 
 
 def _metadata(name: str, model: Any, input_size: tuple[int, int, int], identity: dict[str, str]) -> dict[str, str]:
@@ -152,6 +152,7 @@ def _export(name: str, model: Any, example: Any, dynamic_batch: bool, opset: int
         raise OnnxExportError(f"Exporting '{name}' to ONNX failed: {type(e).__name__}: {message}") from e
     finally:
         converter_log.setLevel(level)
+    assert program is not None  # the dynamo exporter always returns its program
     produced = program.model.opset_imports[""]
     if opset is not None and produced != opset:
         raise OnnxExportError(f"'{name}' cannot be exported at opset {opset}: the ONNX version converter failed and "

@@ -160,12 +160,14 @@ class Release:
         return state
 
     def _pdparams(self, weight: WeightEntry) -> Path:
+        assert weight.origin_url is not None
         return self._folder(weight) / weight.origin_url.rsplit("/", 1)[-1]
 
     def _download(self, weight: WeightEntry, state: WeightRelease) -> dict[str, Any]:
         from ssld_zoo.weights.download import download
         from ssld_zoo.errors import IntegrityError
         from ssld_zoo.convert.first_use import download_url
+        assert weight.origin_url is not None
         path = self._pdparams(weight)
         if not path.is_file():
             download(download_url(weight.origin_url), path)
@@ -215,6 +217,7 @@ class Release:
 
     def _evaluate(self, weight: WeightEntry, state: WeightRelease) -> dict[str, Any]:
         from ssld_zoo.tools.evaluate import evaluate
+        assert self.val is not None
         result = evaluate(self._folder(weight) / "hub", self.val, labels_file=self.labels, preprocess="paddle")
         pre = result["preprocessing"]
         measured = {"dataset": self.val_dataset, "top1": round(result["top1"], 3), "top5": round(result["top5"], 3),

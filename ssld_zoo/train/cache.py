@@ -220,7 +220,7 @@ class _Labeler:
         return {"index": np.arange(len(images), dtype=np.int64), "top1": scores.predictions.numpy()}, summary
 
 
-def verify(recipe: Any, folder: str | os.PathLike | None, data_root: str | os.PathLike | None) -> dict[str, Any]:
+def verify(recipe: Any, folder: str | Path | None, data_root: str | os.PathLike | None) -> dict[str, Any]:
     """Check a finished cache against `recipe` (every sha256, teacher, transform, data); returns its manifest."""
     from ssld_zoo.train.models import build_teacher
     from ssld_zoo.train.soft_labels import open_cache
@@ -254,8 +254,11 @@ def run(args: argparse.Namespace) -> Path:
     if recipe.teacher is None:
         raise SsldZooError(f"Recipe {args.recipe} has no teacher; a soft-label cache needs one.")
     if args.verify:
-        manifest = verify(recipe, args.out, args.data)
-        folder = Path(args.out or recipe.cache.dir)
+        where = args.out or recipe.cache.dir
+        if where is None:
+            raise SsldZooError(f"Recipe '{recipe.name}' sets no cache.dir; pass --out DIR with --verify.")
+        manifest = verify(recipe, where, args.data)
+        folder = Path(where)
         print(f"{folder}: complete, {len(manifest['files'])} files verified for teacher {recipe.teacher_names}")
         return folder
     folder = write_cache(recipe, args.out, data_root=args.data, device=args.device)

@@ -35,7 +35,9 @@ class Position:
 
 def rng_state() -> dict[str, Any]:
     """The global RNG states of torch (CPU and CUDA), numpy and Python, as tensors and numbers."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = np.random.get_state(legacy=True)
+    assert isinstance(state, tuple)
+    _, keys, pos, has_gauss, gauss = state
     version, internal, py_gauss = random.getstate()
     return {"torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -68,7 +70,9 @@ def load(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"There is no checkpoint to resume at {path}; start the run without --resume.") from None
     except Exception as e:  # a truncated or foreign file
-        raise CheckpointError(f"Cannot read checkpoint {path}: {str(e).splitlines()[0]}.") from None
+        reason = str(e).splitlines()[0].split(". ")[0].rstrip(".") if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"Cannot read checkpoint {path}: {reason}. It is damaged or not a checkpoint; delete "
+                              "it to start the run over without --resume, or choose another --out.") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an ssld_zoo training checkpoint (format {FORMAT}).")
     return payload

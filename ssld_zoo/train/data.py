@@ -313,6 +313,7 @@ class Transform:
     def __call__(self, im: Image.Image, seed: int | None) -> torch.Tensor:
         if not self.train:
             return _to_tensor(_resize_center_crop(im, self.size, self.augment.eval_crop_pct, self.resample))
+        assert seed is not None, "a training transform draws its view from a seed"
         return self.apply(im, self.draw(*im.size, seed))
 
 

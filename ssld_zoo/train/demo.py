@@ -26,6 +26,7 @@ from ssld_zoo.errors import SsldZooError
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
 TEACHER = "resnet56_cifar"
 PLOT_FILE = "demo.png"
@@ -227,11 +228,11 @@ def _check_same_run(run_dir: Path, recipe: Any) -> None:
                                f"); delete it or choose another --out.")
 
 
-def predict(model, images: "np.ndarray", batch: int = 500) -> "np.ndarray":  # type: ignore[no-untyped-def]
+def predict(model: "torch.nn.Module", images: "np.ndarray", batch: int = 500) -> "np.ndarray":
     """Class predictions for uint8 NHWC images with the model's own normalisation."""
     import numpy as np
     import torch
-    cfg = model.pretrained_cfg
+    cfg: dict[str, Any] = model.pretrained_cfg  # type: ignore[assignment]
     mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(cfg["std"]).view(1, 3, 1, 1)
     model.eval()

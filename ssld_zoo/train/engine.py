@@ -176,8 +176,8 @@ class Trainer:
             teacher = None  # the cache holds its predictions: training never runs it
         check_output_name(r, self.built)
         self.classes = num_classes(self.built.model)
-        self.student = normalized(self.built.model).to(device, memory_format=self.memory_format)
-        self.teacher = teacher.to(device, memory_format=self.memory_format) if teacher is not None else None
+        self.student = normalized(self.built.model).to(device).to(memory_format=self.memory_format)
+        self.teacher = teacher.to(device).to(memory_format=self.memory_format) if teacher is not None else None
         fill = tuple(self.soft_labels.manifest["fill"] if self.soft_labels is not None
                      else (round(255 * m) for m in self.student.mean.flatten().tolist()))
         self.train_transform = Transform(r.data.input_size, r.data.augment, train=True, fill=fill)

@@ -50,7 +50,7 @@ def _identity(tensor: torch.Tensor) -> torch.Tensor:
 def score(logits_of: Logits, batches: Iterable[Batch], size: int, device: torch.device, *,
           reference: torch.Tensor | None = None, keep_predictions: bool = False,
           all_sum: Callable[[torch.Tensor], torch.Tensor] = _identity,
-          on_batch: Callable[[int], None] | None = None) -> Scores:
+          on_batch: Callable[[int], object] | None = None) -> Scores:
     """Score `logits_of(batch.images)` on every batch of a `size`-image evaluation set.
 
     `reference` (int64 per dataset index, -1 for unknown) is a prediction to agree with; `all_sum` adds a tensor

@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import timm
 import torch
@@ -43,6 +43,10 @@ class Built:
 
 class Normalized(nn.Module):
     """`model((x - mean) / std)` for images in [0, 1]: each model brings its own input normalisation."""
+
+    if TYPE_CHECKING:  # registered buffers (class annotations would change what TorchScript sees)
+        mean: torch.Tensor
+        std: torch.Tensor
 
     def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
@@ -103,14 +107,15 @@ def _load_torch(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def load_state(pretrained: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_state(pretrained: str, cache_dir: str | os.PathLike | None = None,
+               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """A state dict and the pretrained-cfg overlay (preprocessing, classes) that comes with it, from a local path or
-    `hf-hub:org/name[@revision]` (see the module docstring)."""
+    `hf-hub:org/name[@revision]` (see the module docstring; `cache_dir`: the Hub cache, default HF_HUB_CACHE)."""
     source = parse_source(pretrained)
     if isinstance(source, HubSource):
         from ssld_zoo.weights import hub
-        cfg = cfg_from_config(hub_config(source), f"config.json of {source.repo_id}")
-        return hub.fetch_verified(source.file(), _load_safetensors), cfg
+        cfg = cfg_from_config(hub_config(source, cache_dir=cache_dir), f"config.json of {source.repo_id}")
+        return hub.fetch_verified(source.file(), _load_safetensors, cache_dir=cache_dir), cfg
     if isinstance(source, FolderSource):
         return (use_folder(source.path, _load_safetensors),
                 cfg_from_config(read_folder_config(source.path), str(source.path / "config.json")))
@@ -140,13 +145,15 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, nam
     check_finite(model, source)
 
 
-def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None = None) -> Built:
+def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None = None, *,
+                cache_dir: str | os.PathLike | None = None) -> Built:
     """The bare model of a recipe's `student` or `teacher` (`role`), with its weights (zoo weights kept in the data
-    folder, like the CIFAR-10 teachers, are looked up in `data_root`, else `$SSLD_ZOO_DATA`)."""
+    folder, like the CIFAR-10 teachers, are looked up in `data_root`, else `$SSLD_ZOO_DATA`; Hub files are cached in
+    `cache_dir`, else HF_HUB_CACHE)."""
     name, pretrained, args = spec.model, spec.pretrained, dict(spec.model_args)
     model_source = parse_source(name, catalogue=True)
     if isinstance(model_source, HubSource):
-        config = hub_config(model_source)
+        config = hub_config(model_source, cache_dir=cache_dir)
         if not isinstance(config.get("architecture"), str):
             raise ModelBuildError(f"{role}.model '{name}' has no config.json naming its timm architecture.")
         args = {**config.get("model_args", {}), "num_classes": config.get("num_classes"), **args}
@@ -158,16 +165,18 @@ def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None 
     local = isinstance(pretrained, str) and not (entry and Path(pretrained).suffix not in TORCH_SUFFIXES)
     if entry is not None:
         from ssld_zoo.models.factory import create
-        model = create(name, pretrained=False if local else pretrained, data_root=data_root, **args)
+        model = create(name, pretrained=False if local else pretrained, data_root=data_root, cache_dir=cache_dir,
+                       **args)
     elif timm.is_model(name):
-        model = timm.create_model(name, pretrained=bool(pretrained) and not local, **args)
+        model = timm.create_model(name, pretrained=bool(pretrained) and not local,
+                                  **args, **({"cache_dir": cache_dir} if cache_dir is not None else {}))  # type: ignore[arg-type]
     else:
         raise ModelBuildError(f"{role}.model '{name}' is neither a zoo model (`ssld-zoo list`) nor a timm model "
                               "(`timm.list_models()`).", key=f"{role}.model")
     if local:
-        state, cfg = load_state(str(pretrained))
+        state, cfg = load_state(str(pretrained), cache_dir)
         load_into(model, state, str(pretrained), name)
-        model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), **cfg}
+        model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), **cfg}  # type: ignore[assignment]
     return Built(model, architecture, recorded)
 
 
@@ -221,7 +230,7 @@ def build_teacher(teachers: Sequence[ModelSpec], data_root: str | os.PathLike | 
 
 
 def build_pair(student: ModelSpec, teachers: Sequence[ModelSpec],
-               data_root: str | os.PathLike | None = None) -> tuple[Built, nn.Module | None]:
+               data_root: str | os.PathLike | None = None) -> tuple[Built, Normalized | None]:
     """The student (trainable) and the frozen, normalised teacher (None for a supervised recipe)."""
     built = build_model(student, "student", data_root)
     if not teachers:

@@ -12,7 +12,8 @@ from ssld_zoo.train.recipe import Recipe, Stage
 def make_optimizer(model: nn.Module, stage: Stage, recipe: Recipe) -> torch.optim.SGD:
     """SGD over the trainable parameters; with `no_decay_norm_bias`, norm weights and biases (every parameter with
     at most one dimension) get no weight decay."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if recipe.optimizer.no_decay_norm_bias and param.ndim <= 1 else decay).append(param)

@@ -219,10 +219,18 @@ def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recip
         raise RecipeError(f"Cannot read recipe {path}: {e.strerror}. `ssld-zoo recipes` lists the shipped "
                           "recipes by name.") from None
     except yaml.YAMLError as e:
-        raise RecipeError(f"Recipe {path} is not valid YAML: {e}") from None
+        raise RecipeError(f"Recipe {path} is not valid YAML: {_yaml_error(e)}.") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"Recipe {path} must be a YAML mapping (name, student, teacher, loss, data, stages, ...).")
     return parse_recipe(apply_overrides(raw, overrides, where=str(path)), path=path)
+
+
+def _yaml_error(error: Exception) -> str:
+    """A YAML parser error in one line: what is wrong and where (PyYAML's own text spans several lines)."""
+    problem, mark = getattr(error, "problem", None), getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(error).split())
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], *, where: str = "recipe") -> dict[str, Any]:
@@ -238,7 +246,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], *, where: str
         for i, part in enumerate(parts[:-1]):
             node = _child(node, part, ".".join(parts[: i + 1]), item, where)
         last = parts[-1]
-        value = yaml.safe_load(text) if text else None
+        try:
+            value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError as e:
+            raise RecipeError(f"Override '{item}' for {where}: the value is not valid YAML: "
+                              f"{_yaml_error(e)}.") from None
         if isinstance(node, list):
             index = _index(node, last, key, item, where)
             node[index] = value

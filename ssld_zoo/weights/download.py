@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 
 from ssld_zoo.errors import DownloadFailed, FileSystemError
 from ssld_zoo.version import __version__
@@ -77,7 +78,7 @@ def download(url: str, dest: Path, *, progress_label: str | None = None) -> Path
     return dest
 
 
-def _copy(response, out, total: int | None, label: str, started: float, limit: float,  # type: ignore[no-untyped-def]
+def _copy(response: BinaryIO, out: BinaryIO, total: int | None, label: str, started: float, limit: float,
           url: str) -> None:
     from tqdm.auto import tqdm
     with tqdm(total=total, initial=out.tell(), unit="B", unit_scale=True, desc=label, leave=False,

@@ -16,7 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from ssld_zoo.version import __version__
 from ssld_zoo.files import file_sha256
-from ssld_zoo.errors import IntegrityError, OfflineError, WeightsUnavailableError
+from ssld_zoo.errors import FileSystemError, IntegrityError, OfflineError, WeightsUnavailableError
 from ssld_zoo.catalogue.registry import HubFile
 
 T = TypeVar("T")
@@ -42,9 +42,10 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
     from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
     what = _describe(hub)
+    cache = None if cache_dir is None else Path(cache_dir)
     try:
         return Path(_within_deadline(lambda: hf_hub_download(
-            hub.repo_id, hub.filename, revision=hub.revision, cache_dir=cache_dir, force_download=force,
+            hub.repo_id, hub.filename, revision=hub.revision, cache_dir=cache, force_download=force,
             endpoint=constants.ENDPOINT, library_name="ssld_zoo", library_version=__version__), what))
     except RevisionNotFoundError:
         raise WeightsUnavailableError(f"Revision '{hub.revision}' does not exist in repo '{hub.repo_id}' on "
@@ -65,7 +66,9 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
             "mirror.", **_about(hub)) from None
     except EntryNotFoundError:
         raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} has no {what}.", **_about(hub)) from None
-    except (HfHubHTTPError, *transport_errors()) as e:  # after the specific errors above (HfHubHTTPErrors too)
+    except (HfHubHTTPError,) + transport_errors() as e:  # after the specific errors above (HfHubHTTPErrors too)
+        if isinstance(e, OSError) and is_local_file_error(e):  # the cache cannot be written: not a network fault
+            raise FileSystemError.from_os_error(e) from None
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status:  # the Hub or its file host answered with an error (huggingface_hub 0.x raises requests' own)
             raise WeightsUnavailableError(f"The Hub at {constants.ENDPOINT} (or its file host) answered HTTP "
@@ -74,6 +77,14 @@ def hub_download(hub: HubFile, *, cache_dir: str | os.PathLike | None = None, fo
         raise OfflineError(f"The connection to the Hub at {constants.ENDPOINT} broke while downloading {what} "
                            f"({type(e).__name__}: {' '.join(str(e).split())[:160]}). Try again: the download "
                            "resumes where it stopped.", **_about(hub)) from None
+
+
+def is_local_file_error(error: OSError) -> bool:
+    """Whether `error` is the local file system refusing a read or write (an unwritable, read-only or full cache, a
+    file where a folder is needed), which `transport_errors` would otherwise take for a network error."""
+    import errno
+    return isinstance(error, (PermissionError, FileExistsError, NotADirectoryError, IsADirectoryError)) or (
+        error.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT))
 
 
 def transport_errors() -> tuple[type[Exception], ...]:

@@ -18,7 +18,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Literal, TypeVar, overload
 
 from ssld_zoo.weights import hub
 from ssld_zoo.paths import SHARED_DATA, Missing, find_data_file
@@ -273,6 +273,15 @@ class FileSource:
 WeightSource = CatalogueSource | HubSource | FolderSource | FileSource
 
 
+@overload
+def parse_source(spec: str | os.PathLike, *,
+                 catalogue: Literal[False] = False) -> HubSource | FolderSource | FileSource: ...
+
+
+@overload
+def parse_source(spec: str | os.PathLike, *, catalogue: bool) -> WeightSource: ...
+
+
 def parse_source(spec: str | os.PathLike, *, catalogue: bool = False) -> WeightSource:
     """What a weights argument names, decided in one place for `create`, `train`, `eval`, `export`, `cache` and
     `mine`: `hf-hub:org/name[@revision]`, an existing folder, a file path, or (with `catalogue=True`) a catalogue
@@ -313,12 +322,26 @@ def load_weights(pretrained: str | os.PathLike, weight: WeightEntry, build: Call
     if isinstance(source, HubSource):
         cfg = {**catalogue_cfg, **cfg_from_config(hub_config(source, cache_dir=cache_dir),
                                                   f"{CONFIG_FILE} of {source.repo_id}")}
-        return hub.fetch_verified(source.file(), lambda p: build(p, cfg), cache_dir=cache_dir)
+        return hub.fetch_verified(source.file(), lambda p: build(_readable_hub_file(p, source), cfg),
+                                  cache_dir=cache_dir)
     if isinstance(source, FolderSource):
         cfg = {**catalogue_cfg, **cfg_from_config(read_folder_config(source.path), str(source.path / CONFIG_FILE))}
         return use_folder(source.path, lambda p: build(p, cfg))
     _check_safetensors_path(source.path, spec)
     return build(source.path, catalogue_cfg)
+
+
+def _readable_hub_file(path: Path, source: HubSource) -> Path:
+    """`path`, the downloaded weight file of `source`, refused with one clear error when it is not safetensors (its
+    sha256 matches what the Hub published, so downloading it again would not help)."""
+    problem = safetensors_problem(path)
+    if problem:
+        at = f"@{source.revision}" if source.revision else ""
+        raise InvalidWeightsError(f"{WEIGHTS_FILE} of 'hf-hub:{source.repo_id}{at}' is not a readable safetensors "
+                                  f"file ({problem}); the repo holds another format or a damaged upload. Ask its "
+                                  "owner to re-upload it, or pass another weights source.", repo_id=source.repo_id,
+                                  filename=WEIGHTS_FILE, revision=source.revision, path=str(path))
+    return path
 
 
 def hub_config(source: HubSource, *, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
