@@ -169,7 +169,7 @@ def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None 
                        **args)
     elif timm.is_model(name):
         model = timm.create_model(name, pretrained=bool(pretrained) and not local,
-                                  **args, **({"cache_dir": cache_dir} if cache_dir is not None else {}))  # type: ignore[arg-type]
+                                  cache_dir=None if cache_dir is None else Path(cache_dir), **args)
     else:
         raise ModelBuildError(f"{role}.model '{name}' is neither a zoo model (`ssld-zoo list`) nor a timm model "
                               "(`timm.list_models()`).", key=f"{role}.model")
