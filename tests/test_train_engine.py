@@ -1,6 +1,7 @@
 """The training loop end to end on CPU: outputs, exact resume after SIGKILL, divergence, undecodable images, errors."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -22,7 +23,7 @@ import ssld_zoo
 from ssld_zoo.train import TrainingDivergedError, plot_run, train
 from ssld_zoo.train.command import main
 from ssld_zoo.train.checkpoint import CheckpointError
-from ssld_zoo.train.engine import RunSetupError
+from ssld_zoo.train.engine import RunSetupError, shared_stage_changes
 from ssld_zoo.train.models import ModelBuildError
 from ssld_zoo.train.optim import learning_rate, make_optimizer
 from ssld_zoo.train.recipe import DataSource, Stage, parse_recipe
@@ -116,6 +117,57 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path: Path, tiny_data: TinyDa
     drop = ("img_per_s", "seconds")
     assert ([{k: v for k, v in r.items() if k not in drop} for r in metrics(run_dir)]
             == [{k: v for k, v in r.items() if k not in drop} for r in metrics(tmp_path / "reference")])
+
+
+def _two_stage(tiny_data: TinyData, name: str, stage2_epochs: int, stage1_labels: bool) -> dict[str, Any]:
+    raw = base_recipe(tiny_data, name=name)
+    raw["stages"][0]["train"][0]["labels"] = stage1_labels  # a label-free loss never reads them
+    raw["stages"].append({"name": "stage2", "epochs": stage2_epochs, "lr": 0.005, "train": [
+        {"source": f"imagefolder:{tiny_data.imagefolder}"}]})
+    return raw
+
+
+def test_start_from_another_runs_stage_end_equals_running_the_whole_recipe(tmp_path: Path, tiny_data: TinyData):
+    """Recipe B shares recipe A's stage 1 (up to a labels flag the distillation loss ignores): B started from A's
+    stage-end checkpoint ends with exactly the weights and records of B run from scratch."""
+    a = parse_recipe(_two_stage(tiny_data, "a_student", 1, stage1_labels=False))
+    b = parse_recipe(_two_stage(tiny_data, "b_student", 3, stage1_labels=True))
+    train(a, tmp_path / "a", device="cpu")
+    kept = tmp_path / "a" / "checkpoint.stage1.pt"
+    assert torch.load(kept, weights_only=True)["position"] == {"stage": 1, "epoch": 0, "step": 0, "global_step": 8}
+    assert not (tmp_path / "a" / "checkpoint.stage2.pt").exists()  # the last stage ends in the exported student
+    branched = train(b, tmp_path / "b", start_from=kept, device="cpu")
+    whole = train(b, tmp_path / "b_whole", device="cpu")
+    x, y = weights(branched), weights(whole)
+    assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+    drop = ("img_per_s", "seconds")
+    records = [{k: v for k, v in r.items() if k not in drop} for r in metrics(tmp_path / "b")]
+    taken = [r for r in records if r["type"] == "start_from"]
+    assert taken == [{"type": "start_from", "checkpoint": str(kept), "sha256": ssld_zoo.files.file_sha256(kept),
+                      "recipe": "a_student", "stages": ["stage1"], "global_step": 8}]
+    assert [r for r in records if r["type"] != "start_from"] == [
+        {k: v for k, v in r.items() if k not in drop} for r in metrics(tmp_path / "b_whole")]
+    assert "were run once, by recipe `a_student`" in (branched / "README.md").read_text()
+
+
+def test_start_from_refuses_what_it_cannot_continue(tmp_path: Path, tiny_data: TinyData):
+    a = _two_stage(tiny_data, "a_student", 1, stage1_labels=False)
+    train(parse_recipe(a), tmp_path / "a", device="cpu")
+    kept = tmp_path / "a" / "checkpoint.stage1.pt"
+    faster = copy.deepcopy(a)
+    faster["stages"][0]["lr"] = 0.1
+    with pytest.raises(CheckpointError, match=r"recipe 'a_student'.*stages\.0\.lr differ"):
+        train(parse_recipe(faster), tmp_path / "x", start_from=kept, device="cpu")
+    labelled = _two_stage(tiny_data, "a_student", 1, stage1_labels=True)
+    assert shared_stage_changes(a, labelled, 1, label_free=True) == []
+    assert shared_stage_changes(a, labelled, 1, label_free=False) == ["stages.0.train.0.labels"]  # `ce` reads them
+    with pytest.raises(CheckpointError, match="stands at the end of its whole run"):
+        train(parse_recipe(a), tmp_path / "z", start_from=tmp_path / "a" / "checkpoint.pt", device="cpu")
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        train(parse_recipe(a), tmp_path / "z", start_from=tmp_path / "missing.pt", device="cpu")
+    with pytest.raises(RunSetupError, match="pass only one"):
+        train(parse_recipe(a), tmp_path / "a", start_from=kept, resume=True, device="cpu")
+    assert not any((tmp_path / d).exists() for d in ("x", "z"))
 
 
 def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny_data: TinyData):

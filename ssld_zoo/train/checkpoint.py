@@ -1,5 +1,8 @@
 """The run's checkpoint: written atomically (temporary file + `os.replace`), read with `torch.load(weights_only=True)`.
 
+A copy taken at the end of each stage but the last (`stage_end_file`) stays beside it, so another recipe with the same
+earlier stages can start from there (`train(..., start_from=...)`).
+
 It holds only tensors, dicts, lists, strings, numbers and None: the student, optimizer and EMA state dicts, where the
 run stands (`Position`), the epoch's running totals, the metrics so far, the resolved recipe (YAML text), the teacher's
 eval predictions, and the RNG states of torch, numpy and Python.
@@ -21,7 +24,9 @@ FORMAT = 1
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-
+def stage_end_file(stage_name: str) -> str:
+    """The checkpoint a run keeps at the end of stage `stage_name` (every stage but the last), for `--start-from`."""
+    return f"checkpoint.{stage_name}.pt"
 
 @dataclass
 class Position:

@@ -1,4 +1,5 @@
-"""`python -m ssld_zoo.train RECIPE.yaml [key=value ...] [--out RUN_DIR] [--resume] [--data DIR] [--device cpu|cuda]`.
+"""`python -m ssld_zoo.train RECIPE.yaml [key=value ...] [--out RUN_DIR] [--resume | --start-from CHECKPOINT]
+[--data DIR] [--device cpu|cuda]`.
 
 Under torchrun every process runs this same command. `add_arguments` + `run` let `ssld-zoo train` reuse it.
 """
@@ -20,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="RUN_DIR",
                         help="run folder for checkpoint, metrics and the trained student (default: runs/<recipe name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
+    parser.add_argument("--start-from", type=Path, metavar="CHECKPOINT",
+                        help="start a new run at the stage where another run's stage-end checkpoint "
+                             "(OTHER_RUN/checkpoint.<stage>.pt) stands, when both recipes train the stages before it "
+                             "the same way")
     parser.add_argument("--data", type=Path, metavar="DIR", help="data folder for cifar10: sources "
                                                                  "(default: $SSLD_ZOO_DATA)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
@@ -30,8 +35,8 @@ def run(args: argparse.Namespace) -> Path:
     from ssld_zoo.train.engine import train
     from ssld_zoo.train.recipe import load_recipe
     recipe = load_recipe(args.recipe, args.overrides)
-    folder = train(recipe, args.out or Path("runs") / recipe.name, resume=args.resume, data_root=args.data,
-                   device=args.device)
+    folder = train(recipe, args.out or Path("runs") / recipe.name, resume=args.resume,
+                   start_from=args.start_from, data_root=args.data, device=args.device)
     if os.environ.get("RANK", "0") == "0":  # one line from torchrun's processes
         print(folder)
     return folder

@@ -7,6 +7,9 @@ for the device (the loss is read and checked every `log_every` steps). After eac
 (when EMA is on), and the next stage starts from it with a fresh optimizer. The run ends with the student exported
 to `RUN_DIR/<recipe name>/`.
 
+A run may also start from another run's stage-end checkpoint (`start_from`) when its recipe agrees on everything that
+shaped the stages before it: SSLD recipes (b) and (d) share a label-free stage 1, so (d) needs only its stage 2.
+
 Resuming is exact: data order and augmentation depend only on (seed, stage, epoch, index), the torch RNG is reseeded
 from (seed, rank, global step) before each step, and the checkpoint holds optimizer, EMA and running totals.
 """
@@ -28,9 +31,9 @@ import yaml
 from torch import nn
 
 from ssld_zoo.errors import TrainingDivergedError, RunSetupError
-from ssld_zoo.files import write_text_atomic
+from ssld_zoo.files import file_sha256, write_text_atomic
 from ssld_zoo.train import checkpoint, distributed
-from ssld_zoo.train.checkpoint import CHECKPOINT_FILE, CheckpointError, Position
+from ssld_zoo.train.checkpoint import CHECKPOINT_FILE, CheckpointError, Position, stage_end_file
 from ssld_zoo.train.evaluation import Scores, score
 from ssld_zoo.train.data import EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source
 from ssld_zoo.train.soft_labels import CachedDataset
@@ -43,6 +46,7 @@ from ssld_zoo.train.recipe import Recipe, load_recipe
 METRICS_FILE = "metrics.jsonl"
 RECIPE_FILE = "recipe.yaml"
 RESUMABLE_CHANGES = ("runtime.workers", "runtime.log_every", "runtime.checkpoint_every")
+_DESCRIPTIVE = ("name", "description", "reference")
 
 
 
@@ -108,16 +112,24 @@ class Pending:
 
 
 def train(recipe: Recipe | str | os.PathLike, run_dir: str | os.PathLike, *, resume: bool = False,
-          data_root: str | os.PathLike | None = None, device: str | None = None) -> Path:
+          start_from: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
+          device: str | None = None) -> Path:
     """Run a recipe (a `Recipe` or a YAML path) in `run_dir` and return the folder of the trained student.
 
-    `resume=True` continues from `run_dir/checkpoint.pt`. `data_root` is the data folder for `cifar10:` sources
-    (default `$SSLD_ZOO_DATA`); `device` is "cpu" or "cuda" (default: cuda when available). Under torchrun every
-    process calls this; rank 0 writes the files.
+    `resume=True` continues from `run_dir/checkpoint.pt`. `start_from` starts a new run from another run's stage-end
+    checkpoint (`OTHER_RUN/checkpoint.<stage>.pt`) when both recipes agree on the stages up to there. `data_root` is
+    the data folder for `cifar10:` sources (default `$SSLD_ZOO_DATA`); `device` is "cpu" or "cuda" (default: cuda when
+    available). Under torchrun every process calls this; rank 0 writes the files.
     """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     run_dir = Path(run_dir)
+    if start_from is not None:
+        if resume:
+            raise RunSetupError("--start-from begins a new run and --resume continues one; pass only one of them.")
+        if not Path(start_from).is_file():
+            raise CheckpointError(f"--start-from {start_from}: there is no such checkpoint file. A run keeps one at "
+                                  "the end of every stage but the last, as RUN_DIR/checkpoint.<stage name>.pt.")
     if (run_dir / CHECKPOINT_FILE).exists() != resume:
         if resume:
             raise CheckpointError(f"There is no checkpoint to resume at {run_dir / CHECKPOINT_FILE}; start the run "
@@ -126,7 +138,8 @@ def train(recipe: Recipe | str | os.PathLike, run_dir: str | os.PathLike, *, res
                           "choose another --out.")
     context = distributed.setup(device)
     try:
-        return Trainer(recipe, run_dir, context, data_root).run(resume)
+        origin = None if start_from is None else Path(start_from)
+        return Trainer(recipe, run_dir, context, data_root).run(resume, origin)
     finally:
         distributed.teardown(context)
 
@@ -143,6 +156,19 @@ def recipe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Dotted keys whose values differ between two recipes, apart from the ones a resume may change."""
     a, b = _flatten(old), _flatten(new)
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
+
+
+def shared_stage_changes(old: dict[str, Any], new: dict[str, Any], stages: int, label_free: bool) -> list[str]:
+    """Dotted keys that shaped the first `stages` stages and differ between two recipes.
+
+    Names, descriptions and references shape nothing, and neither do later stages; with a `label_free` loss neither
+    does whether a training source hands its labels on (the loss never reads them).
+    """
+    def shaping(raw: dict[str, Any]) -> dict[str, Any]:
+        flat = _flatten({**raw, "stages": list(raw.get("stages") or [])[:stages]})
+        return {k: v for k, v in flat.items() if k.split(".")[0] not in _DESCRIPTIVE
+                and not (label_free and k.startswith("stages.") and k.endswith(".labels"))}
+    return recipe_changes(shaping(old), shaping(new))
 
 
 class Trainer:
@@ -195,12 +221,14 @@ class Trainer:
                                 else self.teacher)
 
     # -- run ---------------------------------------------------------------------------------------------------
-    def run(self, resume: bool) -> Path:
+    def run(self, resume: bool, start_from: Path | None = None) -> Path:
         r = self.recipe
         total_steps = self._run_steps()  # opens every training source first: bad data fails before any work
         if resume:
             self._restore(checkpoint.load(self.checkpoint_path))
         else:
+            if start_from is not None:
+                self._take_over(checkpoint.load(start_from), start_from)
             self._start_run_dir()
         if self.eval_set is not None and self.teacher_pred is None:
             if self.teacher is not None:
@@ -223,7 +251,31 @@ class Trainer:
         if self.ctx.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.run_dir / RECIPE_FILE, self.recipe_yaml)
-            write_text_atomic(self.run_dir / METRICS_FILE, "")
+            self._write_metrics()
+
+    def _take_over(self, saved: dict[str, Any], path: Path) -> None:
+        """Start at the stage where another run's stage-end checkpoint stands, with its student, history and RNG."""
+        stages, at, old = self.recipe.stages, Position(**saved["position"]), yaml.safe_load(saved["recipe"])
+        if at.step or at.epoch or not 0 < at.stage < len(stages):
+            where = ("the end of its whole run" if at.stage >= len(old["stages"])
+                     else f"stage {at.stage + 1}, epoch {at.epoch + 1}, step {at.step}")
+            raise CheckpointError(
+                f"{path} stands at {where}; --start-from needs the end of a stage that this recipe's {len(stages)} "
+                "stages continue (OTHER_RUN/checkpoint.<stage>.pt, kept at the end of every stage but the last).")
+        changed = shared_stage_changes(old, self.recipe.raw, at.stage, label_free=self.recipe.loss.type != "ce")
+        if changed:
+            raise CheckpointError(f"{path} was written by recipe '{old.get('name')}', whose first {at.stage} stage(s) "
+                                  f"were trained differently ({', '.join(changed[:3])} differ); start this recipe "
+                                  "from scratch, or make those settings equal.")
+        self.built.model.load_state_dict(saved["student"])
+        self.position = at
+        self.teacher_pred = saved["teacher_pred"]
+        self.metrics = [*saved["metrics"], {
+            "type": "start_from", "checkpoint": os.fspath(path), "sha256": file_sha256(path), "recipe": old.get("name"),
+            "stages": [s.name for s in stages[:at.stage]], "global_step": at.global_step}]
+        checkpoint.set_rng_state(saved["rng"])
+        self._log(f"starting at stage {at.stage + 1} (global step {at.global_step}) from {path}, written by recipe "
+                  f"'{old.get('name')}'")
 
     def _restore(self, saved: dict[str, Any]) -> None:
         changed = recipe_changes(yaml.safe_load(saved["recipe"]), yaml.safe_load(self.recipe_yaml))
@@ -470,13 +522,17 @@ class Trainer:
                                         f"{self.position.global_step}; training stopped. {self._kept()} Lower the "
                                         "learning rate (or check the data) and start a new run.")
         if self.ctx.main:
-            checkpoint.save(self.checkpoint_path, {
+            payload = {
                 "recipe": self.recipe_yaml, "position": asdict(self.position),
                 "student": self.built.model.state_dict(),
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
                 "ema": ema.module.state_dict() if ema is not None else None,
                 "totals": asdict(totals) if totals is not None else None, "metrics": self.metrics,
-                "teacher_pred": self.teacher_pred, "rng": checkpoint.rng_state()})
+                "teacher_pred": self.teacher_pred, "rng": checkpoint.rng_state()}
+            checkpoint.save(self.checkpoint_path, payload)
+            pos, stages = self.position, self.recipe.stages
+            if pos.epoch == pos.step == 0 and 0 < pos.stage < len(stages):
+                checkpoint.save(self.run_dir / stage_end_file(stages[pos.stage - 1].name), payload)
         self.saved_step = self.position.global_step
         self.ctx.barrier()
 

@@ -97,6 +97,11 @@ def training_section(recipe: Recipe, metrics: list[dict[str, Any]], ema: bool) -
         for m in last:
             lines.append(f"| {stage.name} epoch {m['epoch']} | {m['train_loss']:.4f} | {_pct(m.get('eval_top1'))} | "
                          f"{_pct(m.get('eval_top5'))} | {_pct(m.get('agreement'))} | {m['skipped']} |")
+    taken = next((m for m in metrics if m["type"] == "start_from"), None)
+    if taken:
+        lines += ["", f"Stage(s) {', '.join(taken['stages'])} were run once, by recipe `{taken['recipe']}`; this run "
+                      f"started from its stage-end checkpoint (sha256 `{taken['sha256'][:16]}…`, global step "
+                      f"{taken['global_step']})."]
     if teacher:
         lines += ["", f"Teacher on the same set: top-1 {_pct(teacher['top1'])}%, top-5 {_pct(teacher['top5'])}%."]
     lines += ["", "Every epoch is in `metrics.jsonl` of the run folder.", "", "### Recipe", "", "```yaml",
