@@ -290,6 +290,9 @@ CASES: dict[str, tuple[Setup, str]] = {
     "eval a folder whose config.json has a string crop_pct": (
         lambda t: ["eval", _folder_with_cfg(t, crop_pct="0.9"), "cifar10:test", "--limit", "2"],
         "crop_pct '0.9' is not a number in (0, 1]"),
+    "eval a folder whose config.json resizes with lanczos": (
+        lambda t: ["eval", _folder_with_cfg(t, interpolation="lanczos"), "cifar10:test", "--limit", "2"],
+        "interpolation 'lanczos' is not one of bilinear, bicubic, nearest"),
     "eval a folder whose config.json has a string mean": (
         lambda t: ["eval", _folder_with_cfg(t, mean="0.5"), "cifar10:test", "--limit", "2"],
         "mean '0.5' is not 3 finite numbers"),

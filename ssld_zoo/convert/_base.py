@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Sequence, Union
 import numpy as np
 
 from ssld_zoo.errors import ConversionError
+from ssld_zoo.models.checks import state_mismatch
 
 Arrays = dict[str, np.ndarray]
 Replacement = Union[str, Callable[["re.Match[str]"], str]]
@@ -126,15 +127,9 @@ def fit_to_model(arrays: Arrays, name: str) -> Arrays:
     for key, shape in shapes.items():
         if key.endswith(".num_batches_tracked") and key not in out:
             out[key] = np.zeros(shape, dtype=np.int64)
-    missing = [k for k in shapes if k not in out]
-    unexpected = [k for k in out if k not in shapes]
-    misshaped = [f"{k} {tuple(out[k].shape)} vs {shapes[k]}" for k in out
-                 if k in shapes and tuple(out[k].shape) != shapes[k]]
-    if missing or unexpected or misshaped:
-        problems = [f"{len(keys)} {kind} (e.g. {_sample(keys)})"
-                    for kind, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
-                    if keys]
-        raise ConversionError(f"The converted PaddleClas weights do not fit {name}: {'; '.join(problems)}. Is this "
+    mismatch = state_mismatch(shapes, {k: v.shape for k, v in out.items()})
+    if mismatch:
+        raise ConversionError(f"The converted PaddleClas weights do not fit {name}: {mismatch}. Is this "
                               f"the .pdparams file of {_paddle_name(name)}? Check --model.")
     return out
 

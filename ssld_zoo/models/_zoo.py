@@ -7,7 +7,6 @@ through `ssld_zoo.weights.sources` (sha256-checked) before timm builds and loads
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -16,7 +15,7 @@ from timm.models._builder import resolve_pretrained_cfg
 
 from ssld_zoo.catalogue import registry
 from ssld_zoo.errors import InvalidWeightsError
-from ssld_zoo.models.checks import check_finite
+from ssld_zoo.models.checks import check_finite, shapes_of, state_mismatch
 from ssld_zoo.weights.sources import load_catalogue_weights, pretrained_cfg_for
 
 ModelFn = Callable[..., Any]
@@ -64,30 +63,29 @@ def _load(fn: ModelFn, name: str, cfg: Any, source: str, kwargs: dict[str, Any])
     model's, another head's) are one `InvalidWeightsError` naming the keys, not torch's multi-line RuntimeError."""
     try:
         model = fn(pretrained=True, pretrained_cfg=cfg, **kwargs)
-    except RuntimeError as e:
-        if "Error(s) in loading state_dict" not in str(e):
+    except RuntimeError:
+        mismatch = _mismatch(fn, cfg, kwargs)
+        if not mismatch:
             raise
-        raise InvalidWeightsError(f"The weights from {source} do not fit model '{name}': {_mismatch(str(e))}. They "
-                                  f"are another model's (or another num_classes'); pass weights made for '{name}'.",
+        raise InvalidWeightsError(f"The weights from {source} do not fit model '{name}': {mismatch}. They are another "
+                                  f"model's (or another num_classes'); pass weights made for '{name}'.",
                                   path=source) from None
     return check_finite(model, source)
 
 
-def _mismatch(message: str) -> str:
-    """torch's `load_state_dict` error in one line: how many keys are missing or unexpected (the first few named),
-    and which tensors have another shape."""
-    parts = []
-    for line in message.splitlines()[1:]:
-        keys = re.match(r"\s*(Missing|Unexpected) key\(s\) in state_dict: (.*)", line)
-        shape = re.match(r"\s*size mismatch for ([^:]+): copying a param with shape torch.Size\((\[.*?\])\) from "
-                         r"checkpoint, the shape in current model is torch.Size\((\[.*?\])\)", line)
-        if keys:
-            names = re.findall(r'"([^"]+)"', keys[2])
-            parts.append(f"{len(names)} {keys[1].lower()} key(s) ({', '.join(names[:3])}"
-                         f"{', ...' if len(names) > 3 else ''})")
-        elif shape:
-            parts.append(f"{shape[1]} is {shape[2]} in the file, {shape[3]} in the model")
-        elif line.strip():
-            parts.append(line.strip().rstrip("."))
-    return "; ".join(parts[:4]) + ("; ..." if len(parts) > 4 else "")
-
+def _mismatch(fn: ModelFn, cfg: Any, kwargs: dict[str, Any]) -> str:
+    """How the tensors `cfg` names (a safetensors file, or a state dict) differ from the model's own: compared key by
+    key and shape by shape (a model built on the meta device), "" when they agree or the file cannot be read."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+    with torch.device("meta"):
+        own = shapes_of(fn(pretrained=False, pretrained_cfg=replace(cfg, file=None, state_dict=None),
+                           **kwargs).state_dict())
+    if cfg.state_dict:
+        return state_mismatch(own, shapes_of(cfg.state_dict))
+    try:
+        with safe_open(cfg.file, "pt") as f:
+            given = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (OSError, SafetensorError):
+        return ""
+    return state_mismatch(own, given)

@@ -22,12 +22,11 @@ from torch import nn
 from ssld_zoo.errors import InvalidWeightsError, ModelBuildError, UnknownModelError
 from ssld_zoo.weights.sources import (FolderSource, HubSource, cfg_from_config, hub_config, parse_source,
                                       read_folder_config, use_folder)
-from ssld_zoo.models.checks import check_finite
+from ssld_zoo.models.checks import check_finite, shapes_of, state_mismatch
 from ssld_zoo.train.recipe import ModelSpec
 
 TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin")
 _WRAPPERS = ("state_dict", "model", "student")
-_NOT_STATE_KEYS = ("num_batches_tracked",)
 
 
 
@@ -132,15 +131,9 @@ def load_state(pretrained: str, cache_dir: str | os.PathLike | None = None,
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, name: str) -> None:
     """`model.load_state_dict(state)` strictly; a mismatch is one error naming the first differing keys."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith(_NOT_STATE_KEYS)]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-              if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        problems = [f"{label} ({len(keys)}): {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
-                    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)) if keys]
-        raise InvalidWeightsError(f"Weights {source} do not fit model '{name}': {'; '.join(problems)}.")
+    mismatch = state_mismatch(shapes_of(model.state_dict()), shapes_of(state))
+    if mismatch:
+        raise InvalidWeightsError(f"Weights {source} do not fit model '{name}': {mismatch}.", path=source)
     model.load_state_dict(state, strict=False)
     check_finite(model, source)
 

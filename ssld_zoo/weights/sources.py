@@ -23,7 +23,7 @@ from typing import Any, Callable, Literal, TypeVar, overload
 from ssld_zoo.weights import hub
 from ssld_zoo.paths import SHARED_DATA, Missing, find_data_file
 from ssld_zoo.errors import IntegrityError, InvalidWeightsError, WeightsUnavailableError
-from ssld_zoo.catalogue.registry import HubFile, WeightEntry
+from ssld_zoo.catalogue.registry import INTERPOLATIONS, HubFile, WeightEntry
 
 T = TypeVar("T")
 WEIGHTS_FILE = "model.safetensors"
@@ -193,9 +193,8 @@ def _check_cfg(cfg: dict[str, Any], where: str) -> None:
         if values is not None and not (isinstance(values, tuple) and len(values) == channels
                                        and all(number(v) for v in values) and (key == "mean" or min(values) > 0)):
             refuse(key, f"is not {channels} finite numbers" + (" above 0" if key == "std" else ""))
-    if "interpolation" in cfg and cfg["interpolation"] not in ("bilinear", "bicubic", "nearest", "lanczos",
-                                                               "random"):
-        refuse("interpolation", "is not bilinear, bicubic or nearest")
+    if "interpolation" in cfg and cfg["interpolation"] not in INTERPOLATIONS:
+        refuse("interpolation", f"is not one of {', '.join(INTERPOLATIONS)} (what ssld_zoo's transforms resize with)")
 
 
 def _check_safetensors_path(path: Path, given: str) -> None:
