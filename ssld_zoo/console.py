@@ -5,11 +5,16 @@ and by the `python -m ssld_zoo.train ...` entry points. A foundation module: it 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Any, Callable, Sequence
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 from ssld_zoo.errors import FileSystemError, SsldZooError
+
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def run_command(add_arguments: Callable[[argparse.ArgumentParser], None], run: Callable[[argparse.Namespace], Any],
@@ -21,9 +26,11 @@ def run_command(add_arguments: Callable[[argparse.ArgumentParser], None], run: C
 
 
 def run_parsed(run: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
-    """`run(args)`; an `SsldZooError` becomes one line on stderr and exit status 1."""
+    """`run(args)`; an `SsldZooError` becomes one line on stderr and exit status 1, and a warning of ssld_zoo's own
+    one `ssld-zoo: warning:` line."""
     try:
-        run(args)
+        with _one_line_warnings():
+            run(args)
     except SsldZooError as e:
         print(f"ssld-zoo: error: {e}", file=sys.stderr)
         return 1
@@ -34,3 +41,23 @@ def run_parsed(run: Callable[[argparse.Namespace], Any], args: argparse.Namespac
         return 1
     return 0
 
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show the package's own warnings as one line each (not Python's `file:line: Category` plus source line); other
+    libraries' warnings keep their usual form."""
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if Path(filename).resolve().is_relative_to(_PACKAGE):
+            print(f"ssld-zoo: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
