@@ -6,13 +6,16 @@ is served without any network request. Nothing here imports torch.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from ssld_zoo.version import __version__
 from ssld_zoo.files import file_sha256
@@ -120,15 +123,66 @@ def _within_deadline(call: Callable[[], T], what: str) -> T:
             box["error"] = e
 
     worker = threading.Thread(target=target, name="ssld_zoo-hub-download", daemon=True)
-    worker.start()
-    worker.join(limit)
+    with _retries_noted_once(limit) as note:
+        worker.start()
+        worker.join(limit)
     if worker.is_alive():
+        why = (f"its requests kept failing ({note.problem}) and huggingface_hub kept retrying" if note.problem
+               else "it accepts connections but does not answer")
         raise OfflineError(f"The Hub at {constants.ENDPOINT} did not deliver {what} within {limit:.0f} s "
-                           f"({DEADLINE_ENV}); it accepts connections but does not answer. Check HF_ENDPOINT and the "
-                           "network, or set HF_HUB_OFFLINE=1 to use cached files only.")
+                           f"({DEADLINE_ENV}): {why}. Check HF_ENDPOINT and the network, or set HF_HUB_OFFLINE=1 to "
+                           "use cached files only.")
     if "error" in box:
         raise box["error"]
     return box["result"]
+
+
+_RETRY_LOGGERS = ("huggingface_hub.utils._http", "huggingface_hub.file_download")
+
+
+class _FirstRetryAsWarning(logging.Filter):
+    """Drops huggingface_hub's per-attempt retry log lines ("'…' thrown while requesting", "Retrying in 1s [Retry
+    1/5]", "Trying to resume download...") and turns the first failure into one warning of ssld_zoo's own, which the
+    CLI prints as one `ssld-zoo: warning:` line (files downloaded side by side failing alike give the same text, which
+    Python shows once)."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__()
+        self.limit = limit
+        self.problem: str | None = None  # the first failure logged
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        if self.problem is None and not record.getMessage().startswith("Retrying in"):
+            self.problem = _failure_in(record)
+            from huggingface_hub import constants
+            warnings.warn(f"Requests to the Hub at {constants.ENDPOINT} fail ({self.problem}); huggingface_hub "
+                          f"retries them, for at most {self.limit:.0f} s in all ({DEADLINE_ENV}).", stacklevel=1)
+        return False
+
+
+def _failure_in(record: logging.LogRecord) -> str:
+    """The error in one of huggingface_hub's retry log records, without the URL."""
+    if isinstance(record.args, tuple) and len(record.args) == 2:  # "Error while downloading from %s: %s ..."
+        problem = str(record.args[1])
+    else:  # "'<error>' thrown while requesting GET <url>" or "HTTP Error 500 thrown while requesting ..."
+        problem = record.getMessage().split(" thrown while requesting")[0].strip("'")
+    return " ".join(problem.split())[:160]
+
+
+@contextlib.contextmanager
+def _retries_noted_once(limit: float) -> Iterator[_FirstRetryAsWarning]:
+    """While one download runs, huggingface_hub's retry chatter becomes at most one warning (`_FirstRetryAsWarning`)."""
+    note = _FirstRetryAsWarning(limit)
+    loggers = [logging.getLogger(name) for name in _RETRY_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(note)
+    try:
+        yield note
+    finally:
+        for logger in loggers:
+            logger.removeFilter(note)
 
 
 def use_verified(path: Path, use: Callable[[Path], T], sha256: str | None,
