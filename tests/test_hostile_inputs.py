@@ -431,6 +431,29 @@ def _ro(s: Scene, name: str = "ro") -> Path:
     return s.unwritable(s.tmp / name)
 
 
+def _unreadable_class(s: Scene) -> Path:
+    """A class-folder data set (`a/`, `b/`) whose folder `b` cannot be listed: mode 0 for a normal user; as root,
+    whom permissions do not stop, the operating system's refusal is injected where it would arise (`os.scandir`)."""
+    from PIL import Image
+    root = s.tmp / "data"
+    for name in "ab":
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(root / name / "x.png")
+    locked = root / "b"
+    if os.geteuid() != 0:
+        locked.chmod(0)
+        s.request.addfinalizer(lambda: locked.chmod(0o755))
+    else:
+        scandir = os.scandir
+
+        def refusing(path: Any = ".") -> Any:
+            if Path(path) == locked:
+                raise PermissionError(13, "Permission denied", str(locked))
+            return scandir(path)
+        s.monkeypatch.setattr(os, "scandir", refusing)
+    return root
+
+
 def _hf_home(s: Scene) -> dict[str, str]:
     home = _ro(s, "hf_home")
     return {"HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub")}
@@ -460,6 +483,10 @@ def _cannot(path: str) -> str:
 
 
 WORLD_CASES: dict[str, tuple[WorldSetup, str]] = {
+    # -- places that cannot be read -------------------------------------------------------------------------------
+    "eval a data folder with an unreadable class folder": (
+        lambda s: (["eval", R20, str(_unreadable_class(s)), "--limit", "2"], {}),
+        "Cannot read the folder $TMP/data/b (Permission denied): its images would be left out"),
     # -- places that cannot be written ----------------------------------------------------------------------------
     "an unwritable HF_HOME": (lambda s: (["predict", "resnet20_cifar", _png(s.tmp), "--weights", s.hub_repo()],
                                          _hf_home(s)),

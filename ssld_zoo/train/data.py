@@ -132,7 +132,16 @@ class Selection(Images):
 
 
 def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """Every image file under `folder`, sorted. A sub-folder that cannot be read is an error, not a silent gap in the
+    data (`Path.rglob` would skip it)."""
+    def refuse(error: OSError) -> None:
+        raise DataError(f"Cannot read the folder {error.filename} ({error.strerror or error}): its images would be "
+                        "left out. Fix its permissions, or move it out of the data folder.", path=str(error.filename))
+
+    found = []
+    for top, _, names in os.walk(folder, onerror=refuse, followlinks=True):
+        found += [Path(top, name) for name in names if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(p for p in found if p.is_file())
 
 
 def _image_folder(root: Path) -> Files:
