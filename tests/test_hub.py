@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -199,14 +200,19 @@ def test_a_bad_deadline_is_one_clear_error(monkeypatch):
         zoo_hub.hub_download(HubFile("org/name", "model.safetensors", "0" * 40, None, None))
 
 
-@pytest.mark.parametrize("fault, expected", [
-    ("cdn_status", r"answered HTTP 500 for file 'model.safetensors' of repo 'me/cdn'"),
-    ("cdn_cut", r"The connection to the Hub at .* broke while downloading file 'model.safetensors' of repo 'me/cdn'"),
+@pytest.mark.parametrize("fault, expected, retry_warnings", [
+    ("cdn_status", r"answered HTTP 500 for file 'model.safetensors' of repo 'me/cdn'", 0),
+    ("cdn_cut", r"connection to the Hub at .* broke while downloading file 'model.safetensors' of repo 'me/cdn'", 1),
 ])
-def test_a_failing_or_cut_cdn_is_one_clear_error(fake_hub, fault, expected, tmp_path):
-    """The LFS redirect leads to a CDN that answers 500, or that sends half the file and hangs up."""
+def test_a_failing_or_cut_cdn_is_one_clear_error(fake_hub, fault, expected, retry_warnings, tmp_path):
+    """The LFS redirect leads to a CDN that answers 500, or that sends half the file and hangs up; huggingface_hub
+    retries the cut connection, and those retries reach the user as one warning that names the Hub."""
     from ssld_zoo.errors import SsldZooError
     commit = fake_hub.publish("me/cdn", {"model.safetensors": b"\x01" * 4096})
     setattr(fake_hub, fault, 500 if fault == "cdn_status" else True)
-    with pytest.raises(SsldZooError, match=expected):
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(SsldZooError, match=expected):
+        warnings.simplefilter("always")
         zoo_hub.hub_download(HubFile("me/cdn", "model.safetensors", commit, None, None), cache_dir=tmp_path)
+    retries = [w for w in caught if "huggingface_hub retries them" in str(w.message)]
+    assert len(retries) == retry_warnings, [str(w.message) for w in caught]
+    assert all(fake_hub.endpoint in str(w.message) for w in retries)
