@@ -200,13 +200,14 @@ def test_a_bad_deadline_is_one_clear_error(monkeypatch):
         zoo_hub.hub_download(HubFile("org/name", "model.safetensors", "0" * 40, None, None))
 
 
-@pytest.mark.parametrize("fault, expected, retry_warnings", [
-    ("cdn_status", r"answered HTTP 500 for file 'model.safetensors' of repo 'me/cdn'", 0),
-    ("cdn_cut", r"connection to the Hub at .* broke while downloading file 'model.safetensors' of repo 'me/cdn'", 1),
+@pytest.mark.parametrize("fault, expected", [
+    ("cdn_status", r"answered HTTP 500 for file 'model.safetensors' of repo 'me/cdn'"),
+    ("cdn_cut", r"The connection to the Hub at .* broke while downloading file 'model.safetensors' of repo 'me/cdn'"),
 ])
-def test_a_failing_or_cut_cdn_is_one_clear_error(fake_hub, fault, expected, retry_warnings, tmp_path):
-    """The LFS redirect leads to a CDN that answers 500, or that sends half the file and hangs up; huggingface_hub
-    retries the cut connection, and those retries reach the user as one warning that names the Hub."""
+def test_a_failing_or_cut_cdn_is_one_clear_error(fake_hub, fault, expected, tmp_path):
+    """The LFS redirect leads to a CDN that answers 500, or that sends half the file and hangs up. Where
+    huggingface_hub retries (1.x logs each attempt; 0.x does not), the retries reach the user as one warning at most,
+    naming the Hub."""
     from ssld_zoo.errors import SsldZooError
     commit = fake_hub.publish("me/cdn", {"model.safetensors": b"\x01" * 4096})
     setattr(fake_hub, fault, 500 if fault == "cdn_status" else True)
@@ -214,5 +215,5 @@ def test_a_failing_or_cut_cdn_is_one_clear_error(fake_hub, fault, expected, retr
         warnings.simplefilter("always")
         zoo_hub.hub_download(HubFile("me/cdn", "model.safetensors", commit, None, None), cache_dir=tmp_path)
     retries = [w for w in caught if "huggingface_hub retries them" in str(w.message)]
-    assert len(retries) == retry_warnings, [str(w.message) for w in caught]
+    assert len(retries) <= 1, [str(w.message) for w in caught]
     assert all(fake_hub.endpoint in str(w.message) for w in retries)
