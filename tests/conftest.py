@@ -10,6 +10,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based tests (Hypothesis): CI runs the "ci" profile, a fixed seed and a small example count so the suite
+# stays short and repeatable; `HYPOTHESIS_PROFILE=long python -m pytest -q -k property` explores far more inputs.
+settings.register_profile("ci", derandomize=True, max_examples=40, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("long", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fileserver import FileServer  # noqa: E402
