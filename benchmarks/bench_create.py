@@ -1,8 +1,9 @@
 """Load time: `ssld_zoo.create(name, pretrained=<cached weights>)` against `timm.create_model` + `load_file`.
 
 The zoo path does everything a user gets: Hub cache lookup through huggingface_hub (pinned commit, no network),
-sha256 of the file (overlapped with model construction), then timm's own loading. Weights are random (same bytes for
-both paths), served once by the loopback Hub from tests/hubserver.py so that the zoo path is a real cache hit.
+sha256 of the file (checked before the model is built, by `weights.resolve`), then timm's own loading. Weights are
+random (same bytes for both paths), served once by the loopback Hub from tests/hubserver.py so that the zoo path is a
+real cache hit.
 
     python benchmarks/bench_create.py [--rounds 7] [NAME ...]
 """

@@ -16,6 +16,8 @@ _LAZY = {
     "OfflineError": "errors", "IntegrityError": "errors", "InvalidWeightsError": "errors",
     "UnsafePickleError": "errors", "ConversionError": "errors", "PublishError": "errors", "CatalogueError": "errors",
     "stage_param_groups": "tools.backbones", "fpn_backbone": "tools.backbones", "LR_MULTS": "tools.backbones",
+    "export_backbone": "tools.detector_backbones", "detector_config": "tools.detector_configs",
+    "load_backbone_weights": "tools.detector_configs",
 }
 __all__ = ["__version__", *_LAZY]
 

@@ -28,6 +28,8 @@ class _TimmLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
+        for finder in [f for f in sys.meta_path if isinstance(f, _TimmFinder)]:
+            sys.meta_path.remove(finder)  # timm is loaded: the hook has done its work
         _register()
 
 
@@ -36,8 +38,14 @@ class _TimmFinder(importlib.abc.MetaPathFinder):
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "timm":
             return None
-        sys.meta_path.remove(self)  # find the real spec without recursing into ourselves; this hook fires once
-        spec = importlib.util.find_spec("timm")
+        # Find the real spec without recursing into ourselves, and stay in place: a package that only asks whether
+        # timm is installed (transformers' `importlib.util.find_spec("timm")`) does not load it, and the import that
+        # follows must still register the zoo's names. The loader removes the hook once timm is loaded.
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec("timm")
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is not None and spec.loader is not None:
             spec.loader = _TimmLoader(spec.loader)
         return spec

@@ -1,20 +1,49 @@
 """Running a command the way the CLI does: parse its arguments, run it, and turn every `SsldZooError` (and every
 refusal of the operating system) into one line on stderr with exit status 1, never a traceback. Used by `ssld-zoo`
-and by the `python -m ssld_zoo.train ...` entry points. A foundation module: it knows only `errors`.
+and by the `python -m ssld_zoo.train ...` entry points. A foundation module: it knows only `errors` and `reporting`.
+
+Ctrl-C (SIGINT) and SIGTERM end a command the same way: SIGTERM is raised as `Terminated`, a `KeyboardInterrupt`,
+in the main thread, so every `finally` and cleanup runs (temporary files are removed: `ssld_zoo.files`) and code that
+handles Ctrl-C handles SIGTERM alike. The command then prints one line, `ssld-zoo: interrupted`, with the command
+that resumes it where there is one (`resumable`), and exits with 130 (SIGINT) or 143 (SIGTERM), as a shell reports a
+process ended by that signal.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import shlex
+import signal
 import sys
+import threading
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ssld_zoo.errors import FileSystemError, SsldZooError
+from ssld_zoo.reporting import to_stderr
 
 _PACKAGE = Path(__file__).resolve().parent
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, like Ctrl-C's `KeyboardInterrupt` (see the module's docstring)."""
+
+
+@dataclass
+class _Run:
+    """The command `run_parsed` is running: its program words and arguments, the signal that interrupted it, and the
+    command line that resumes it."""
+
+    prog: list[str] = field(default_factory=lambda: ["ssld-zoo"])
+    argv: list[str] = field(default_factory=list)
+    signal: int | None = None
+    resume_with: str | None = None
+
+
+_current = _Run()
 
 
 def run_command(add_arguments: Callable[[argparse.ArgumentParser], None], run: Callable[[argparse.Namespace], Any],
@@ -22,25 +51,104 @@ def run_command(add_arguments: Callable[[argparse.ArgumentParser], None], run: C
     """Parse `argv` for one command (options and KEY=VALUE overrides in any order) and run it; see `run_parsed`."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_arguments(parser)
-    return run_parsed(run, parser.parse_intermixed_args(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_parsed(run, parser.parse_intermixed_args(argv), prog=prog, argv=argv)
 
 
-def run_parsed(run: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
-    """`run(args)`; an `SsldZooError` becomes one line on stderr and exit status 1, and a warning of ssld_zoo's own
-    one `ssld-zoo: warning:` line."""
+def run_parsed(run: Callable[[argparse.Namespace], Any], args: argparse.Namespace, *, prog: str = "ssld-zoo",
+               argv: Sequence[str] = ()) -> int:
+    """`run(args)`; an `SsldZooError` becomes one line on stderr and exit status 1, a warning of ssld_zoo's own one
+    `ssld-zoo: warning:` line, and the library's log records lines on stderr (`reporting.to_stderr`). SIGINT and
+    SIGTERM become one `ssld-zoo: interrupted` line and exit status 130 or 143. `prog` and `argv` are the command as
+    typed (program words, then its arguments), for `command_line`."""
+    global _current
+    _current = _Run(prog.split(), list(argv))
     try:
-        with _one_line_warnings():
+        with _signals_raised(), _one_line_warnings(), to_stderr():
             run(args)
     except SsldZooError as e:
+        if _current.signal is not None:  # raised while a signal unwound the command: the signal is the news
+            return _interrupted()
         print(f"ssld-zoo: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:
+        _current.signal = _current.signal or (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+        return _interrupted()
     except BrokenPipeError:  # e.g. `ssld-zoo list | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except OSError as e:  # the operating system refused a read or write: full disk, read-only or unwritable place
-        print(f"ssld-zoo: error: {FileSystemError.from_os_error(e)}", file=sys.stderr)
-        return 1
+    except Exception as e:
+        if _current.signal is not None:  # e.g. a DataLoader worker that the same SIGTERM ended first
+            return _interrupted()
+        if isinstance(e, OSError):  # the operating system refused a read or write: full disk, unwritable place
+            print(f"ssld-zoo: error: {FileSystemError.from_os_error(e)}", file=sys.stderr)
+            return 1
+        raise
     return 0
 
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The running command as a shell line: its program words (`ssld-zoo train`) with `argv`, or with the arguments
+    it was given."""
+    return shlex.join([*_current.prog, *(_current.argv if argv is None else argv)])
+
+
+def arguments() -> list[str]:
+    """The arguments the running command was given, after its program words."""
+    return list(_current.argv)
+
+
+@contextlib.contextmanager
+def resumable(resume_with: Callable[[], str | None]) -> Iterator[None]:
+    """While the block runs, an interruption tells the user the command that resumes the work: `resume_with()`,
+    asked when the block is left by an exception (None: nothing to resume yet)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _current.resume_with = resume_with()
+        raise
+
+
+def _interrupted() -> int:
+    """Print the one line for an interrupted command; its exit status, 128 + the signal's number."""
+    signum = _current.signal or signal.SIGINT
+    name = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+    resume = f"; resume with `{_current.resume_with}`" if _current.resume_with else ""
+    print(f"ssld-zoo: interrupted{name}{resume}", file=sys.stderr)
+    return 128 + signum
+
+
+@contextlib.contextmanager
+def _signals_raised() -> Iterator[None]:
+    """SIGINT and SIGTERM recorded in `_current.signal` and raised as `KeyboardInterrupt` / `Terminated` while the
+    block runs. A second signal, while the first one's cleanup runs, ends the process at once (what that cleanup had
+    still to remove, the next writer in the folder removes: `ssld_zoo.files`). Only in the main thread, and only for
+    a signal whose handling nobody else changed (an embedding application keeps its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_for(signum: int, frame: Any) -> None:
+        if _current.signal is not None:  # asked again while cleaning up: stop now
+            _current.signal = signum
+            code = _interrupted()
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+        _current.signal = signum
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous = {signum: signal.getsignal(signum) for signum in defaults}
+    taken = [signum for signum, handler in previous.items() if handler is defaults[signum]]
+    for signum in taken:
+        signal.signal(signum, raise_for)
+    try:
+        yield
+    finally:
+        for signum in taken:
+            signal.signal(signum, previous[signum])
 
 
 @contextlib.contextmanager

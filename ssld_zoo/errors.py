@@ -156,3 +156,46 @@ class ReleaseError(SsldZooError):
     def __init__(self, message: str, *, weight: str | None = None, step: str | None = None) -> None:
         super().__init__(message, weight=weight)
         self.step = step
+
+
+class InputError(SsldZooError, ValueError):
+    """An input file that cannot be read safely: not a regular file (a FIFO, device, socket or folder), too large,
+    nested too deep, not UTF-8, or not valid JSON/YAML; `path` names it (`ssld_zoo.reading`)."""
+
+
+class WriteTargetError(FileSystemError):
+    """A place to write whose current occupant is not a regular file (a FIFO, device, socket or folder, or a symlink
+    to one or to nothing): it is left as it is and nothing is written; `path` names it (`ssld_zoo.files`)."""
+
+
+class FolderInUseError(RunSetupError):
+    """A run folder (or output) that another running command holds; `path` names it and `holder` describes that
+    command (pid, host, command line, start time) when it could be read (`ssld_zoo.files.run_lock`)."""
+
+    def __init__(self, message: str, *, path: str | None = None, holder: dict[str, object] | None = None) -> None:
+        super().__init__(message, path=path)
+        self.holder = holder
+
+
+class SettingError(SsldZooError, ValueError):
+    """An environment variable whose value is not a number in its allowed range; `key` names the variable
+    (`ssld_zoo.settings`)."""
+
+
+class HubClientFailure(Exception):
+    """What huggingface_hub raised in the download process (`ssld_zoo.weights.hub`), kept as the cause of the one-line
+    error: `kind` is its type, the message keeps the Hub's request id and server message."""
+
+    def __init__(self, kind: str, message: str, *, request_id: str | None = None,
+                 server_message: str | None = None) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind, self.request_id, self.server_message = kind, request_id, server_message
+
+
+class DetectorBackboneError(SsldZooError, ValueError):
+    """A backbone export or detector config that cannot be made as asked: an unknown layout or detector, or a weight
+    whose family the layout does not fit (`weight`, `key` = the layout); the message lists what fits."""
+
+
+class ShipError(SsldZooError, ValueError):
+    """A training run that cannot be shipped as the catalogue weight asked for (`ssld-zoo ship`)."""

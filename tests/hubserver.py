@@ -31,6 +31,7 @@ GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 _API = re.compile(r"api/models/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit|branch|revision)/(?P<rev>.+)")
 _LFS_BATCH = re.compile(r"(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch")
 Reply = tuple[int, dict[str, str], bytes]
+REQUEST_ID = "fakehub-request-1"  # what every error answer carries as `X-Request-Id`, as the Hub does
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -53,7 +54,8 @@ def _json(status: int, value: object) -> Reply:
 
 def _error(status: int, message: str, code: str | None = None, **fields: str) -> Reply:
     status, headers, body = _json(status, {"error": message, **fields})
-    return status, {**headers, "X-Error-Message": message, **({"X-Error-Code": code} if code else {})}, body
+    return status, {**headers, "X-Error-Message": message, "X-Request-Id": REQUEST_ID,
+                    **({"X-Error-Code": code} if code else {})}, body
 
 
 @dataclass

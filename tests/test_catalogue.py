@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import pytest
 import timm
+from hypothesis import given, strategies as st
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -128,6 +129,7 @@ def _bad(mutate, name: str = "resnet50d_ssld") -> dict:
     (lambda d: d["weights"]["ssld_in1k"]["hub"].update(filename="model.bin"), "must be a .safetensors file"),
     (lambda d: d["weights"]["ssld_in1k"]["hub"].update(sha256="abc"), "64 lower-case hex"),
     (lambda d: d["weights"]["ssld_in1k"]["hub"].update(revision="main"), "40-hex commit id"),
+    (lambda d: d["weights"]["ssld_in1k"]["hub"].update(mirror=True), "hub has an unknown field \\['mirror'\\]"),
     (lambda d: d["weights"]["ssld_in1k"].update(status="published"), "published weights need"),
     (lambda d: d["weights"]["ssld_in1k"]["preprocessing"].update(crop_pct=1.5), "crop_pct"),
     (lambda d: d["weights"]["ssld_in1k"]["metrics"]["paddle_reported"].pop("top1"), "missing field 'top1'"),
@@ -195,3 +197,51 @@ def test_bad_catalogue_file_is_one_clear_error(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(CatalogueError, match="not valid JSON"):
         registry.add_catalogue(bad)
+
+
+def _key_paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every key path into a JSON value (mapping keys and list indices)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    return [prefix] + [p for key, value in items for p in _key_paths(value, (*prefix, key))]
+
+
+ENTRY = DOC["models"]["resnet50d_ssld"]
+ENTRY_PATHS = _key_paths(ENTRY)[1:]
+json_leaves = (st.none() | st.booleans() | st.integers(-10 ** 40, 10 ** 40) | st.floats(allow_nan=False,
+               allow_infinity=False) | st.text(max_size=10) | st.sampled_from(["x.safetensors", "a" * 64, "0" * 40]))
+json_values = st.recursive(json_leaves, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+
+
+@given(st.lists(st.tuples(st.sampled_from(ENTRY_PATHS).flatmap(lambda p: st.sampled_from([p, (*p, "extra")])),
+                          json_values | st.just(KeyError)), min_size=1, max_size=3)
+       | st.lists(st.tuples(st.just(()), json_values), min_size=1, max_size=1))
+def test_property_a_catalogue_file_is_read_or_refused_in_one_line(tmp_path, monkeypatch, changes):
+    """A catalogue file with generated changes to a real entry (a value replaced, a key added or dropped; `()`
+    replaces the whole document) is used, or refused with one `CatalogueError` line, never a traceback."""
+    doc: Any = {"schema_version": 1, "models": {"my_model_ssld": copy.deepcopy(ENTRY)}}
+    for path, value in changes:
+        if path == ():
+            doc = value
+            continue
+        node = doc["models"]["my_model_ssld"]
+        for key in path[:-1]:
+            node = node[key] if isinstance(node, (dict, list)) and key in (node if isinstance(node, dict)
+                                                                         else range(len(node))) else None
+        if value is KeyError:
+            if isinstance(node, dict):
+                node.pop(path[-1], None)
+        elif isinstance(node, dict) or isinstance(node, list) and path[-1] in range(len(node)):
+            node[path[-1]] = value
+    file = tmp_path / f"{len(list(tmp_path.iterdir()))}.json"
+    file.write_text(json.dumps(doc))
+    monkeypatch.setattr(registry, "_extra_catalogues", [])
+    try:
+        registry.add_catalogue(file)
+        entry = registry.get_model_entry("my_model_ssld")
+        assert [w.full_name for w in entry.weights.values()] and ssld_zoo.model_info("my_model_ssld")
+    except (CatalogueError, UnknownModelError) as e:
+        assert "\n" not in str(e) and len(str(e)) < 600
+    finally:
+        monkeypatch.undo()
+        registry.refresh()

@@ -66,6 +66,22 @@ def test_download_of_unpublished_weights_is_one_line(capsys, tmp_path):
     assert err.count("\n") == 1 and not any(tmp_path.iterdir())
 
 
+def test_download_keeps_the_same_weights_and_replaces_others_only_with_force(capsys, tmp_path):
+    r20 = "resnet20_cifar.sup_cifar10"  # shipped: downloads offline
+    weights = tmp_path / r20 / "model.safetensors"
+    assert run(capsys, "download", r20, "--to", str(tmp_path))[0] == 0
+    shipped = weights.read_bytes()
+    code, out, err = run(capsys, "download", r20, "--to", str(tmp_path))
+    assert code == 0 and f"{weights} already holds these weights" in err and r20 in out
+    weights.write_bytes(b"someone else's weights")
+    code, _, err = run(capsys, "download", r20, "--to", str(tmp_path))
+    assert code == 1 and err.startswith(f"ssld-zoo: error: {weights} holds other weights (sha256 ")
+    assert err.count("\n") == 1 and "pass --force to replace them" in err
+    assert weights.read_bytes() == b"someone else's weights" and not list(tmp_path.rglob("*.tmp"))
+    assert run(capsys, "download", r20, "--to", str(tmp_path), "--force")[0] == 0
+    assert weights.read_bytes() == shipped
+
+
 def test_download_then_predict_offline(capsys, tmp_path, published_tiny, fake_hub):  # noqa: F811
     code, out, _ = run(capsys, "download", TINY, "--to", str(tmp_path / "dl"))
     assert code == 0 and f"pretrained='{tmp_path / 'dl' / TINY}'" in out

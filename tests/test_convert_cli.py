@@ -90,6 +90,44 @@ def test_malicious_file_is_one_line_and_nothing_runs(capsys, tmp_path):
     assert code == 1 and err.count("\n") == 1 and "system" in err and not marker.exists()
 
 
+def _damaged(arrays: dict, damage: str) -> dict:
+    """The Paddle state dict with one tensor damaged as `damage` says."""
+    arrays = dict(arrays)
+    weight = next(k for k, v in arrays.items() if v.ndim == 4)
+    variance = next(k for k in arrays if k.endswith("._variance"))
+    if damage == "nan":
+        arrays[weight] = arrays[weight].copy()
+        arrays[weight].flat[3] = np.nan
+    elif damage == "inf":
+        arrays[weight] = arrays[weight].copy()
+        arrays[weight].flat[0] = -np.inf
+    elif damage == "negative variance":
+        arrays[variance] = arrays[variance] - arrays[variance].max() - 1.0
+    else:  # an integer, bool or complex tensor of the right shape
+        arrays[weight] = arrays[weight].astype(damage)
+    return arrays
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("nan", "'conv_stem.weight' holds NaN or infinite values"),
+    ("inf", "'conv_stem.weight' holds NaN or infinite values"),
+    ("negative variance", "holds negative BatchNorm variances"),
+    ("int32", "'conv_stem.weight' is int32, not a floating-point tensor"),
+    ("bool", "'conv_stem.weight' is bool, not a floating-point tensor"),
+    ("complex64", "'conv_stem.weight' is complex64, not a floating-point tensor"),
+])
+def test_weights_no_model_should_load_are_refused_before_anything_is_written(capsys, tmp_path, paddle_file, damage,
+                                                                            expected):
+    from ssld_zoo.convert import read_pdparams
+    bad = tmp_path / "bad.pdparams"
+    bad.write_bytes(pickle.dumps(_damaged(read_pdparams(paddle_file[0]), damage), protocol=4))
+    out_dir = tmp_path / "o"
+    code, out, err = convert(capsys, "--paddle", str(bad), "--model", "lcnet_050_ssld", "--out", str(out_dir))
+    assert code == 1 and err.count("\n") == 1 and expected in err and "nothing was written" in err, err
+    assert "sha256" not in out and not out_dir.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pdparams"]  # no file, no temporary file
+
+
 def test_missing_file_and_unknown_model_are_one_line(capsys, tmp_path, paddle_file):
     code, _, err = convert(capsys, "--paddle", str(tmp_path / "nope.pdparams"), "--model", "lcnet_050_ssld",
                            "--out", str(tmp_path / "o"))

@@ -180,3 +180,41 @@ def test_get_transform_follows_the_weights():
     assert "RandomResizedCrop" in repr(ssld_zoo.get_transform("resnet50d_ssld", train=True))
     model = ssld_zoo.create("lcnet_050_ssld")
     assert repr(ssld_zoo.get_transform(model)) == repr(ssld_zoo.get_transform("lcnet_050_ssld"))
+
+
+def test_a_catalogue_added_later_reaches_timm_for_a_name_it_already_holds(tmp_path, monkeypatch):
+    """issue 23 item 9: `add_catalogue()` overriding a name timm registered at import (and that was created before)
+    gives it the new entry's tags, weights and preprocessing in `create()` and in `timm.create_model`."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from ssld_zoo.catalogue import registry
+    from ssld_zoo.errors import UnknownModelError
+    ssld_zoo.create("resnet20_cifar.sup_cifar10", pretrained=True)
+    other = registry.get_weight_entry("resnet20_cifar.ssld_r56_cifar10").file
+    shutil.copyfile(other, tmp_path / "mytag.safetensors")
+    data = (tmp_path / "mytag.safetensors").read_bytes()
+    entry = json.loads(registry.BUILTIN_CATALOGUE.read_text())["models"]["resnet20_cifar"]
+    weight = json.loads(json.dumps(entry["weights"]["sup_cifar10"]))
+    weight["file"] = "mytag.safetensors"
+    weight["hub"].update(repo_id="me/resnet20_cifar.mytag", sha256=sha256(data), size=len(data))
+    weight["preprocessing"]["mean"] = [0.5, 0.5, 0.5]
+    entry["weights"]["mytag"] = weight
+    (tmp_path / "catalogue.json").write_text(json.dumps({"schema_version": 1, "models": {"resnet20_cifar": entry}}))
+    added: list[Path] = []
+    monkeypatch.setattr(registry, "_extra_catalogues", added)
+    try:
+        ssld_zoo.add_catalogue(tmp_path / "catalogue.json")
+        for model in (timm.create_model("resnet20_cifar.mytag", pretrained=True),
+                      ssld_zoo.create("resnet20_cifar.mytag", pretrained=True)):
+            assert_same_weights(model, load_file(other))
+            assert model.pretrained_cfg["tag"] == "mytag" and model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
+        assert "Normalize(mean=tensor([0.5000, 0.5000, 0.5000])" in repr(ssld_zoo.get_transform("resnet20_cifar.mytag"))
+    finally:
+        added.clear()
+        registry.refresh()
+    with pytest.raises(UnknownModelError, match="no weights tagged 'mytag'"):
+        ssld_zoo.create("resnet20_cifar.mytag", pretrained=True)
+    with pytest.raises(RuntimeError, match="Invalid pretrained tag"):  # timm follows the catalogue back
+        timm.create_model("resnet20_cifar.mytag")

@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
+import tomllib
 
 import pytest
+from conftest import REPO_ROOT
 
 from ssld_zoo.cli import main
+from ssld_zoo.reporting import to_stderr
+from ssld_zoo.train.demo import Row, Settings, plot_curves
 
 TINY = ["--with-labeled-only", "--epochs", "1", "--labeled-per-class", "10", "--unlabeled-per-class", "20",
         "--batch-size", "20", "--eval-per-class", "20", "--curve-per-class", "5", "--eval-every", "5"]
@@ -57,3 +63,28 @@ def test_demo_without_data_is_one_clear_line(capsys, tmp_path, monkeypatch):
     assert main(["demo", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "runs")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cifar10" in err and str(tmp_path / "nowhere") in err
+
+
+def test_the_readmes_main_job_installs_what_the_demo_picture_needs():
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (command,) = re.findall(r"^pip install -e (\S+) && SSLD_ZOO_DATA=\S+ ssld-zoo demo$",
+                            (REPO_ROOT / "README.md").read_text(), re.M)
+    (chosen,) = re.fullmatch(r'"\.\[(\w+)\]"', command).groups()
+    assert any(requirement.startswith("matplotlib") for requirement in extras[chosen])
+
+
+def test_without_matplotlib_the_demo_says_in_one_line_how_to_get_its_picture(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what `import matplotlib` meets where it is not installed
+    rows = [Row("teacher", "50,000", 50000, 80.0, None, 1.0, "")]
+    with to_stderr():  # as the `demo` command shows it
+        assert plot_curves(tmp_path / "demo.png", [], rows, Settings()) is None
+    err = capsys.readouterr().err
+    assert err == (f"[ssld-zoo demo] warning: matplotlib is not installed, so no {tmp_path / 'demo.png'}; "
+                   "`pip install matplotlib` (the package's demo extra) draws it.\n")
+    assert not (tmp_path / "demo.png").exists()
+    logging.getLogger("ssld_zoo").setLevel(logging.ERROR)  # an application that silences the library hears nothing
+    try:
+        assert plot_curves(tmp_path / "demo.png", [], rows, Settings()) is None
+    finally:
+        logging.getLogger("ssld_zoo").setLevel(logging.NOTSET)
+    assert capsys.readouterr() == ("", "")

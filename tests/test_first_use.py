@@ -63,13 +63,34 @@ def test_first_use_converts_the_paddleclas_file_and_matches_paddle(host, paddle_
 
 
 def test_later_use_checks_the_recorded_sha256(host):
+    """The PaddleClas file is checked against the sha256 recorded by its first conversion whenever it is converted
+    again (here: after the converted file was lost)."""
     ssld_zoo.create(NAME, pretrained=True)
     pdparams = cache_root() / "paddle" / Path(URL_PATH).name
     data = bytearray(pdparams.read_bytes())
     data[-100] ^= 0xFF
     pdparams.write_bytes(bytes(data))
+    (cache_root() / "converted" / f"{NAME}.ssld_in1k" / "model.safetensors").unlink()
     with pytest.raises(IntegrityError, match="recorded when it was first converted"):
         ssld_zoo.create(NAME, pretrained=True)
+
+
+def test_a_warm_create_hashes_the_file_it_loads_once_and_nothing_else(host, monkeypatch):
+    """Hash first, then load: a warm `create()` reads the converted file once to check it, and never the PaddleClas
+    file it does not load."""
+    from ssld_zoo import files
+    from ssld_zoo.convert import first_use
+    from ssld_zoo.weights import hub, resolve
+    ssld_zoo.create(NAME, pretrained=True)
+    hashed: list[str] = []
+
+    def counting(path: Path) -> str:
+        hashed.append(Path(path).name)
+        return files.file_sha256(path)
+    for module in (hub, resolve, first_use):
+        monkeypatch.setattr(module, "file_sha256", counting)
+    ssld_zoo.create(NAME, pretrained=True)
+    assert hashed == ["model.safetensors"]
 
 
 def test_a_changed_upstream_file_is_refused(host, paddle_file):

@@ -275,3 +275,33 @@ def test_a_truncated_mining_state_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MineError, match="cannot read the mining state .* delete it and start over"):
         MineState.load(state)
 
+
+
+def test_a_state_of_another_format_version_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state.npz"
+    MineState({"per_class": 5}, "f" * 64, num_classes=3, processed=7).save(state)
+    assert MineState.load(state).processed == 7
+    with np.load(state) as z:
+        arrays = {name: z[name] for name in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["version"]  # as version 1 wrote it, with the pool fingerprint computed another way
+    np.savez(state, **{**arrays, "meta": np.array(json.dumps(meta))})
+    with pytest.raises(MineError, match="it is version 1, written by another ssld_zoo, and this one reads version 2; "
+                                        "delete it and start over"):
+        MineState.load(state)
+
+
+def test_a_relative_pool_is_the_same_images_only_from_the_same_folder(tmp_path: Path, pool_dir: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssld_zoo.tools.mine import open_images
+    for where in ("a", "b"):  # two folders, each with a `pool` holding the same files
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "pool").symlink_to(pool_dir, target_is_directory=True)
+    monkeypatch.chdir(tmp_path / "a")
+    here = open_images("pool", None, None, "--pool")
+    monkeypatch.chdir(tmp_path / "b")
+    there = open_images("pool", None, None, "--pool")
+    assert here.entry(0) == str(tmp_path / "a" / "pool" / Path(here.entry(0)).name)
+    assert here.fingerprint() != there.fingerprint()  # so `--resume` from another folder is refused
+    with pytest.raises(MineError, match="a mined list names image files or CIFAR-10 images"):
+        open_images("shards:/data/train-{000..009}.tar", None, None, "--pool")

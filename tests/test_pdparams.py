@@ -374,9 +374,13 @@ def test_bad_files_raise_invalid_weights_naming_the_file(tmp_path: Path):
     with pytest.raises(InvalidWeightsError, match="no such .pdparams file") as info:
         read_pdparams(missing)
     assert str(missing) in str(info.value)
-    with pytest.raises(InvalidWeightsError, match="cannot open") as info:
+    with pytest.raises(InvalidWeightsError, match="is a folder, not a regular file") as info:
         read_pdparams(tmp_path)
     assert str(tmp_path) in str(info.value)
+    fifo = tmp_path / "pipe.pdparams"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidWeightsError, match="is a FIFO"):  # refused at once: nobody writes to it
+        read_pdparams(fifo)
 
 
 def _peak_rss_mb_of(code: str) -> tuple[subprocess.CompletedProcess, float]:
@@ -427,3 +431,183 @@ def test_array_state_must_hold_exactly_its_bytes(tmp_path: Path):
     assert forged != good
     with pytest.raises(InvalidWeightsError, match=r"needs 524,288 bytes, but the file holds 16"):
         read_pdparams(_write(tmp_path / "forged.pdparams", forged))
+
+
+# --- memory bounded by the input, whatever the opcodes (issue 22) ----------------------------------------------------
+
+def _read_bytes_traced(data: bytes) -> tuple[Any, int]:
+    """`read_pdparams_fileobj` of `data`: what it returned or the error it raised, and its tracemalloc peak (bytes)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        result: Any = read_pdparams_fileobj(io.BytesIO(data), "probe.pdparams")
+    except InvalidWeightsError as exc:
+        result = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return result, peak
+
+
+def _memory_bound(n: int) -> int:
+    from ssld_zoo.convert.pdparams import MEMORY_MULTIPLE, MEMORY_SLACK
+    return MEMORY_MULTIPLE * n + MEMORY_SLACK
+
+
+def _aliased_slices(copies: int) -> bytes:
+    """A 4 MB array pickled once, then named by `copies` split slices (the pickler memoises it: one BINGET each)."""
+    array = np.ones(1 << 20, np.float32)
+    saved: dict[str, Any] = {f"w@@.{i}": array for i in range(copies)}
+    saved["UnpackBigParamInfor@@"] = {"w": {"OriginShape": [copies << 20], "slices": list(saved)}}
+    return pickle.dumps(saved, protocol=2)
+
+
+HOSTILE_STREAMS = {
+    # the issue's 20-byte protocol-5 file: BYTEARRAY8 declaring 2e9 bytes (it reached 2.6 GB)
+    "BYTEARRAY8 of 2e9 bytes": (b"\x80\x05}\x8c\x01w\x96" + struct.pack("<Q", 2 * 10 ** 9) + b"s.",
+                                "asks for 2,000,000,000 bytes, but only 2 remain"),
+    "BINUNICODE8 of 2**40 bytes": (b"\x80\x04}\x8d" + struct.pack("<Q", 1 << 40) + b"ab.",
+                                   "asks for 1,099,511,627,776 bytes"),
+    "BINBYTES of 4 GB": (b"\x80\x03}X\x01\x00\x00\x00wB" + b"\xff" * 4 + b"s.", "asks for 4,294,967,295 bytes"),
+    "LONG4 of 2 GB": (b"\x80\x02}X\x01\x00\x00\x00w\x8b" + struct.pack("<i", 2 ** 31 - 1) + b"s.",
+                      "asks for 2,147,483,647 bytes"),
+    "a negative BINSTRING length": (b"\x80\x02}T" + struct.pack("<i", -5) + b".", "asks for -5 bytes"),
+    "FRAME of 2**60 bytes": (b"\x80\x04\x95" + struct.pack("<Q", 1 << 60) + b"}.", "asks for 1,152,921,504,606"),
+    # one memoised array named by 20 slices (the issue's 20 MB file grew memory by 1 GB)
+    "20 slices of one memoised array": (_aliased_slices(20), "name the same array again"),
+    "one memoised text encoded 50 times": (
+        b"\x80\x02c_codecs\nencode\nq\x00X" + struct.pack("<I", 1 << 20) + b"a" * (1 << 20)
+        + b"q\x01X\x06\x00\x00\x00latin1q\x02\x86q\x03R(" + b"h\x00h\x03R" * 50 + b"l.",
+        "_codecs.encode would make more than"),
+    "2 MB of EMPTY_SET": (b"\x80\x04" + b"\x8f" * 2_000_000 + b".", "pickle opcodes in 2,000,003 bytes"),
+    "a structured dtype of 100,000 fields": (
+        b"\x80\x02}X\x01\x00\x00\x00wcnumpy\ndtype\nX" + struct.pack("<I", 300_000) + b"f4," * 100_000
+        + b"\x89\x88\x87Rs.", "numpy pickles rebuild arrays"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_STREAMS))
+def test_no_opcode_allocates_beyond_the_input(case: str):
+    """Every length is checked against the bytes that remain, before anything is allocated; objects, bytes made
+    from memoised objects and arrays named again are counted, so memory stays within a small multiple of the input."""
+    data, expected = HOSTILE_STREAMS[case]
+    result, peak = _read_bytes_traced(data)
+    assert isinstance(result, InvalidWeightsError) and expected in str(result), (case, result)
+    assert "\n" not in str(result) and len(str(result)) < 400, result
+    assert peak <= _memory_bound(len(data)), (case, peak, len(data))
+
+
+def test_aliased_slices_are_refused_before_anything_is_joined():
+    data = _aliased_slices(20)
+    _, peak = _read_bytes_traced(data)
+    assert peak < 4 * len(data)  # its protocol 2 text, bytes and array once each; it once grew by 20 arrays
+
+
+NOT_PLAIN_KEYS = {
+    "an int": (b"\x80\x02}K\x01K\x02s.", "the key 1 of type int"),
+    "a 5,000-digit int": (b"\x80\x02}\x8b" + struct.pack("<i", 2100) + b"\x7f" * 2100 + b"K\x02s.",
+                          "the key an integer of 16,799 bits of type int"),
+    "bytes": (b"\x80\x03}C\x01kK\x02s.", "the key b'k' of type bytes"),
+    "a tuple": (b"\x80\x02}K\x01K\x02\x86K\x03s.", "the key (1, 2) of type tuple"),
+    "a lone surrogate": (b"\x80\x02}X\x03\x00\x00\x00\xed\xa0\x80K\x02s.", "the key '\\ud800', which is not valid"),
+    "an int in the split info": (b"\x80\x02}X\x15\x00\x00\x00UnpackBigParamInfor@@}K\x07}ss.",
+                                 "UnpackBigParamInfor@@ has the key 7 of type int"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_PLAIN_KEYS))
+def test_keys_that_are_not_plain_strings_are_one_line(case: str):
+    data, expected = NOT_PLAIN_KEYS[case]
+    with pytest.raises(InvalidWeightsError) as caught:
+        read_pdparams_fileobj(io.BytesIO(data), "keys.pdparams")
+    message = str(caught.value)
+    assert expected in message and message.startswith("keys.pdparams: ") and "\n" not in message, message
+    message.encode("ascii")  # printable on any terminal
+
+
+def test_split_slices_of_mixed_dtypes_are_refused():
+    """np.concatenate would widen every 1-byte slice to the widest slice's dtype: 16 times the memory."""
+    saved = {"w@@.0": np.ones(8, np.uint8), "w@@.1": np.ones(1, np.complex128),
+             "UnpackBigParamInfor@@": {"w": {"OriginShape": [9], "slices": ["w@@.0", "w@@.1"]}}}
+    with pytest.raises(InvalidWeightsError, match="its slices have dtypes uint8 and complex128"):
+        read_pdparams_fileobj(io.BytesIO(pickle.dumps(saved, protocol=2)), "mixed.pdparams")
+
+
+# --- properties over generated and mutated streams -------------------------------------------------------------------
+
+def _seed_files() -> list[bytes]:
+    """Real small state dicts as the project writes them in these tests, in every protocol Paddle uses."""
+    arrays = _with_bookkeeping(_sample_arrays())
+    split = _split_like_paddle(_with_bookkeeping({"fc.weight": np.arange(15, dtype=np.float32).reshape(3, 5)}), 4)
+    return [pickle.dumps(state, protocol=p) for state in (arrays, split) for p in PROTOCOLS]
+
+
+SEEDS = _seed_files()
+
+
+def _check_property(data: bytes) -> None:
+    """Only the project's typed errors escape; a success is a dict of numpy arrays; memory within the bound."""
+    result, peak = _read_bytes_traced(data)
+    assert isinstance(result, (dict, InvalidWeightsError)), type(result)
+    if isinstance(result, dict):
+        assert all(type(k) is str and type(v) is np.ndarray for k, v in result.items())
+    else:
+        assert "\n" not in str(result)
+    assert peak <= _memory_bound(len(data)), (peak, len(data))
+
+
+def _mutated() -> Any:
+    from hypothesis import strategies as st
+
+    @st.composite
+    def build(draw: Any) -> bytes:
+        data = bytearray(draw(st.sampled_from(SEEDS)))
+        for _ in range(draw(st.integers(1, 4))):
+            at = draw(st.integers(0, len(data)))
+            kind = draw(st.sampled_from(["byte", "insert", "delete", "repeat", "length", "truncate"]))
+            if kind == "byte" and at < len(data):
+                data[at] = draw(st.integers(0, 255))
+            elif kind == "insert":
+                data[at:at] = draw(st.binary(min_size=1, max_size=16))
+            elif kind == "delete":
+                del data[at:at + draw(st.integers(1, 16))]
+            elif kind == "repeat":  # a run of opcodes again: memo references, containers, calls
+                piece = bytes(data[at:at + draw(st.integers(1, 32))])
+                data[at:at] = piece * draw(st.integers(1, 64))
+            elif kind == "length":  # a huge length field anywhere
+                data[at:at] = draw(st.sampled_from([b"\x96", b"\x8e", b"\x8d", b"B", b"X", b"\x8b", b"\x95"])) + \
+                    struct.pack("<Q", draw(st.integers(0, 2 ** 63)))
+            else:
+                del data[at:]
+        return bytes(data)
+    return build()
+
+
+def test_property_mutated_pdparams_raise_only_typed_errors_within_memory():
+    from datetime import timedelta
+
+    from hypothesis import given, settings
+
+    @settings(deadline=timedelta(seconds=10))
+    @given(_mutated())
+    def check(data: bytes) -> None:
+        _check_property(data)
+    check()
+
+
+def test_property_generated_opcode_streams_raise_only_typed_errors_within_memory():
+    from datetime import timedelta
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    opcodes = st.sampled_from([bytes([code]) for code in range(256)])
+    argument = st.one_of(st.just(b""), st.binary(max_size=9), st.integers(0, 2 ** 64 - 1).map(
+        lambda n: struct.pack("<Q", n)))
+    streams = st.lists(st.tuples(opcodes, argument), max_size=60).map(
+        lambda ops: b"\x80\x04" + b"".join(code + arg for code, arg in ops) + b".")
+
+    @settings(deadline=timedelta(seconds=10))
+    @given(streams)
+    def check(data: bytes) -> None:
+        _check_property(data)
+    check()

@@ -124,7 +124,7 @@ def test_folder_with_a_pickle_is_refused(tmp_path, fake_hub, pickle):
 
 @pytest.mark.parametrize("problem, message", [("no card", "lacks README.md"),
                                               ("no pin", "has no `ssld_zoo` block"),
-                                              ("bad json", "Cannot read")])
+                                              ("bad json", "config.json is not valid JSON")])
 def test_incomplete_folder_is_refused(tmp_path, fake_hub, problem, message):
     folder = hub_folder(tmp_path / "tiny")
     if problem == "no card":

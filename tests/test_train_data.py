@@ -1,6 +1,7 @@
 """Training data: sources, subsets, seeded augmentation, sharded resumable batches, undecodable images."""
 from __future__ import annotations
 
+import io
 import os
 import random
 from pathlib import Path
@@ -26,6 +27,21 @@ def test_imagefolder_folder_and_list_sources(tiny_data: TinyData):
     listed = open_source(DataSource(f"list:{tiny_data.list_file}"))  # paths relative to the list file
     assert len(listed) == 24 and listed.labels[:4].tolist() == [0, -1, 0, -1]
     assert np.array_equal(np.asarray(listed.image(0)), np.asarray(folder.image(0)))
+
+
+def test_links_back_up_add_no_image(tiny_data: TinyData, caplog: pytest.LogCaptureFixture):
+    """A link from a class folder back to the data root (or into another class) is skipped, not followed: the same
+    24 images with the same labels, and one warning that says so (issue 22: one such link made 10 images 410)."""
+    root = tiny_data.imagefolder
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    (classes[0] / "up").symlink_to("..")
+    (classes[1] / "sibling").symlink_to(classes[2])
+    (classes[2] / "loop").symlink_to(classes[2])
+    folder = open_source(DataSource(f"imagefolder:{root}"))
+    assert len(folder) == 24 and folder.labels.tolist() == [0] * 8 + [1] * 8 + [2] * 8
+    assert "skipped 1 link to a folder already walked" in caplog.text
+    unlabeled = open_source(DataSource(f"folder:{root}"))
+    assert len(unlabeled) == 24
 
 
 def test_subsets_and_hidden_labels(tiny_data: TinyData):
@@ -74,7 +90,9 @@ def test_augmentation_is_seeded_per_sample(tiny_data: TinyData):
 
 def test_eval_transform_resizes_short_side_and_center_crops():
     im = Image.fromarray(np.arange(40 * 60 * 3, dtype=np.uint8).reshape(40, 60, 3) % 251)
-    out = Transform(16, Augment(eval_crop_pct=0.5), train=False)(im, None)
+    png = io.BytesIO()
+    im.save(png, format="PNG")
+    out = Transform(16, Augment(eval_crop_pct=0.5), train=False)(png.getvalue(), None)
     expected = np.asarray(im.resize((48, 32), Image.Resampling.BILINEAR).crop((16, 8, 32, 24)))
     assert torch.equal(out, torch.from_numpy(expected.copy()).permute(2, 0, 1))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import difflib
 import fnmatch
-import json
 import math
 import os
 import re
@@ -20,6 +19,7 @@ from typing import Any, Iterator
 
 from ssld_zoo.paths import find_data_file
 from ssld_zoo.errors import CatalogueError, UnknownModelError
+from ssld_zoo.reading import read_json, shorten
 from ssld_zoo.catalogue.shipped import locate
 
 BUILTIN_CATALOGUE = Path(__file__).with_name("catalogue.json")
@@ -144,12 +144,9 @@ def catalogue_paths() -> list[Path]:
 
 
 def _load_file(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogueError(f"Catalogue file {path} does not exist (check SSLD_ZOO_CATALOGUE).") from None
-    except json.JSONDecodeError as e:
-        raise CatalogueError(f"Catalogue file {path} is not valid JSON: {e}.") from None
+    if not path.exists():
+        raise CatalogueError(f"Catalogue file {path} does not exist (check SSLD_ZOO_CATALOGUE).", path=str(path))
+    doc = read_json(path, what="catalogue file", error=CatalogueError)
     if (not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION
             or not isinstance(doc.get("models"), dict)):
         raise CatalogueError(f"Catalogue file {path} must be a JSON object with schema_version {SCHEMA_VERSION} "
@@ -216,6 +213,9 @@ def validate_model(name: str, data: dict[str, Any]) -> None:
         hub = w["hub"]
         _check_fields(hub, where + ".hub", {"repo_id": str, "filename": str, "revision": (str, type(None)),
                                             "sha256": (str, type(None)), "size": (int, type(None))})
+        unknown = sorted(set(hub) - set(HubFile.__dataclass_fields__))
+        _require(not unknown, where, f"hub has an unknown field {shorten(unknown[:1])} (known: "
+                                     f"{', '.join(HubFile.__dataclass_fields__)})")
         _require(bool(_REPO_ID.match(hub["repo_id"])), where, f"hub.repo_id '{hub['repo_id']}' is not 'org/name'")
         _require(hub["filename"].endswith(".safetensors"), where, "Hub weights must be a .safetensors file")
         if hub["sha256"] is not None:

@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ssld_zoo.train.cache import main as cache_main
         return cache_main(argv[1:])
     args = build_parser().parse_args(argv)
-    return run_parsed(args.func, args)
+    return run_parsed(args.func, args, prog="ssld-zoo", argv=argv)
 
 
 if __name__ == "__main__":

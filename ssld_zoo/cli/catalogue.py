@@ -98,15 +98,17 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 def _cmd_recipes(args: argparse.Namespace) -> None:
     """Print the shipped recipes with their descriptions."""
-    import yaml
     from ssld_zoo.catalogue.shipped import list_recipes, recipes_dir
+    from ssld_zoo.errors import SsldZooError
+    from ssld_zoo.reading import read_yaml
     root = recipes_dir()
     names = list_recipes()
     width = max(len(n) for n in names)
     for name in names:
         try:
-            description = (yaml.safe_load((root / f"{name}.yaml").read_text(encoding="utf-8")) or {}).get("description")
-        except (OSError, yaml.YAMLError, AttributeError):
-            description = None
+            raw = read_yaml(root / f"{name}.yaml", what="recipe")
+        except SsldZooError:
+            raw = None
+        description = raw.get("description") if isinstance(raw, dict) else None
         print(f"{name:<{width}}  {description or ''}".rstrip())
     print(f"\n{len(names)} recipes in {root}; train one with `ssld-zoo train NAME [KEY=VALUE ...]`", file=sys.stderr)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING, Callable
 
-from ssld_zoo.errors import SsldZooError
+from ssld_zoo.errors import DataError, SsldZooError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -35,13 +36,14 @@ def _positive_int(text: str) -> int:
 def _read_image(path: str) -> Image.Image:
     """The image at `path` as RGB; a missing or unreadable file is an `SsldZooError`."""
     from PIL import Image, UnidentifiedImageError
+    from ssld_zoo.reading import open_regular
+    if not os.path.lexists(path):
+        raise DataError(f"image '{path}' does not exist", path=path)
     try:
-        with Image.open(path) as image:
+        with open_regular(path, what="image", error=DataError) as f, Image.open(f) as image:
             return image.convert("RGB")
-    except FileNotFoundError:
-        raise SsldZooError(f"image '{path}' does not exist") from None
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise SsldZooError(f"cannot read image '{path}': {e}") from None
+        raise DataError(f"cannot read image '{path}': {e}", path=path) from e
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:

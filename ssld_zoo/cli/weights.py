@@ -11,6 +11,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("--to", required=True, type=Path, help="destination folder")
     p.add_argument("--cache-dir", help="Hub cache folder (default: HF_HUB_CACHE)")
+    p.add_argument("--force", action="store_true", help="replace other weights already in a destination folder")
     p.set_defaults(func=_cmd_download)
     p = sub.add_parser("convert", help="convert a PaddleClas .pdparams file into a Hub-layout folder")
     p.add_argument("--paddle", required=True, type=Path, metavar="FILE.pdparams", help="PaddleClas weights file")
@@ -32,7 +33,7 @@ def _cmd_download(args: argparse.Namespace) -> None:
     """Fetch each named weight into a Hub-layout folder under `--to`."""
     from ssld_zoo.weights.layout import download_folder
     for name in args.names:
-        folder = download_folder(name, args.to, cache_dir=args.cache_dir)
+        folder = download_folder(name, args.to, cache_dir=args.cache_dir, force=args.force)
         print(f"{name}: {folder}  (load with ssld_zoo.create('{name}', pretrained='{folder}'))")
 
 

@@ -16,11 +16,12 @@ import os
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING
 
 from ssld_zoo.catalogue.registry import WeightEntry
+from ssld_zoo.weights.hub import VerifiedFile
 from ssld_zoo.errors import ConversionError
-from ssld_zoo.weights.sources import register_origin_loader
+from ssld_zoo.weights.resolve import register_producer
 from ssld_zoo.convert._base import CONVERTERS, Arrays, fit_to_model, to_torch_layout
 from ssld_zoo.convert.pdparams import read_pdparams
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["convert_pdparams", "convert_state_dict", "convert_to_folder", "read_pdparams", "supported_models"]
 
-T = TypeVar("T")
 _NOT_FAMILIES = ("pdparams", "first_use", "paddle_check")  # modules of this package that convert no family
 
 
@@ -106,9 +106,9 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
     return ConvertedFolder(folder, sha256, size, origin_sha256)
 
 
-def _convert_on_first_use(weight: WeightEntry, use: Callable[[Path], T]) -> T:
-    from ssld_zoo.convert.first_use import load_converted_origin
-    return load_converted_origin(weight, use)
+def _convert_on_first_use(weight: WeightEntry) -> VerifiedFile:
+    from ssld_zoo.convert.first_use import converted_origin
+    return converted_origin(weight)
 
 
-register_origin_loader("pdparams", _convert_on_first_use)  # `create(name, pretrained=True)` before publication
+register_producer("pdparams", _convert_on_first_use)  # `create(name, pretrained=True)` before publication

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 
-from ssld_zoo.errors import ConversionError
+from ssld_zoo.errors import ConversionError, InvalidWeightsError
 from ssld_zoo.models.checks import state_mismatch
 
 Arrays = dict[str, np.ndarray]
@@ -24,6 +24,7 @@ Converter = Callable[[Arrays, str], Arrays]
 
 CONVERTERS: dict[str, Converter] = {}
 _BN_STATS = {"_mean": "running_mean", "_variance": "running_var"}
+_COUNTER, _VARIANCE = ".num_batches_tracked", ".running_var"
 
 
 def converter(*names: str) -> Callable[[Converter], Converter]:
@@ -125,13 +126,31 @@ def fit_to_model(arrays: Arrays, name: str) -> Arrays:
             value = value.reshape(expected)
         out[key] = value
     for key, shape in shapes.items():
-        if key.endswith(".num_batches_tracked") and key not in out:
+        if key.endswith(_COUNTER) and key not in out:
             out[key] = np.zeros(shape, dtype=np.int64)
     mismatch = state_mismatch(shapes, {k: v.shape for k, v in out.items()})
     if mismatch:
         raise ConversionError(f"The converted PaddleClas weights do not fit {name}: {mismatch}. Is this "
                               f"the .pdparams file of {_paddle_name(name)}? Check --model.")
+    check_values(out, name)
     return out
+
+
+def check_values(arrays: Arrays, name: str) -> None:
+    """Refuse converted weights that no model should load, naming the first bad tensor: every tensor but
+    BatchNorm's `num_batches_tracked` counters (added here) is floating point (no integer, bool or complex weights)
+    and finite, and every BatchNorm running variance is >= 0 (a negative one turns predictions into NaN)."""
+    for key, value in arrays.items():
+        if key.endswith(_COUNTER):
+            continue
+        problem = (f"is {value.dtype}, not a floating-point tensor" if value.dtype.kind != "f"
+                   else "holds NaN or infinite values" if not np.isfinite(value).all()
+                   else "holds negative BatchNorm variances" if key.endswith(_VARIANCE) and (value < 0).any()
+                   else None)
+        if problem:
+            raise InvalidWeightsError(f"The converted PaddleClas weights for {name} cannot be used: '{key}' "
+                                      f"{problem}; nothing was written. The .pdparams file is damaged or not "
+                                      f"PaddleClas's: download it again.", key=key)
 
 
 def _sample(keys: Sequence[str], n: int = 3) -> str:

@@ -10,12 +10,15 @@ the catalogue, converts it with `ssld_zoo.convert` and keeps the result as a Hub
     ├── converted/resnet50d_ssld.ssld_in1k/                model.safetensors + config.json + README.md
     └── locks/resnet50d_ssld.ssld_in1k.lock                one process converts at a time
 
-The PaddleClas file is checked against the catalogue's `origin.sha256` when one is pinned, else against the sha256
-recorded by its first successful conversion (trust on first use: a file that cannot be read or converted is deleted,
-never recorded); the check runs on every use while the model is built, and on every re-download. The converted file
-is checked against the sha256 in that record, kept outside its folder, so a damaged or edited folder (its
-`config.json` removed included) is converted again, never loaded unverified. `SSLD_ZOO_PADDLE_ENDPOINT`
-replaces the PaddleClas host (for a mirror); `HF_HUB_OFFLINE=1` forbids downloads here too. Imports no torch.
+`converted_origin(weight)` is the producer that `ssld_zoo.weights.resolve` asks for such a weight: it returns the
+verified converted file. The PaddleClas file is checked against the catalogue's `origin.sha256` when one is pinned,
+else against the sha256 recorded by its first successful conversion (trust on first use: a file that cannot be read
+or converted is deleted, never recorded), whenever it is converted (after a download, or again after the converted
+file was damaged). The converted file, the one that is loaded, is checked against the sha256 in that record on
+every use, so a warm `create()` hashes it and nothing else; the record is kept outside the folder, so a damaged or
+edited folder (its `config.json` removed included) is converted again, never loaded unverified.
+`SSLD_ZOO_PADDLE_ENDPOINT` replaces the PaddleClas host (for a mirror); `HF_HUB_OFFLINE=1` forbids downloads here
+too. Imports no torch.
 """
 from __future__ import annotations
 
@@ -23,27 +26,19 @@ import datetime
 import json
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from ssld_zoo.version import __version__
 from ssld_zoo.weights import hub
 from ssld_zoo.errors import ConversionError, IntegrityError, InvalidWeightsError, OfflineError, WeightsUnavailableError
 from ssld_zoo.files import file_sha256, write_text_atomic
 from ssld_zoo.catalogue.registry import WeightEntry
+from ssld_zoo.weights.hub import VerifiedFile
+from ssld_zoo.weights.resolve import cache_root
 from ssld_zoo.weights.sources import WEIGHTS_FILE
 
-T = TypeVar("T")
 PADDLE_HOST = "https://paddle-imagenet-models-name.bj.bcebos.com/"
-
-
-def cache_root() -> Path:
-    """Where converted first-use weights and their PaddleClas files are kept."""
-    if os.environ.get("SSLD_ZOO_CACHE"):
-        return Path(os.environ["SSLD_ZOO_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "ssld_zoo"
 
 
 def download_url(url: str) -> str:
@@ -54,29 +49,20 @@ def download_url(url: str) -> str:
     return url
 
 
-def load_converted_origin(weight: WeightEntry, use: Callable[[Path], T]) -> T:
-    """`use(path)` for the converted PaddleClas weights of `weight`, converting them first if needed.
+def converted_origin(weight: WeightEntry) -> VerifiedFile:
+    """The verified converted file of `weight`'s PaddleClas weights, converting them first if needed.
 
     One process converts at a time (a lock per weight); the others wait and then use its result.
     """
     paths = _Paths(weight)
-    found = _use_cached(weight, paths, use)
-    if found is not _MISSING:
+    found = _cached(weight, paths)
+    if found is not None:
         return found
     from filelock import FileLock
     paths.lock.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(paths.lock):
-        found = _use_cached(weight, paths, use)  # another process may have converted it while this one waited
-        if found is _MISSING:
-            _convert(weight, paths)
-            found = _use_cached(weight, paths, use)
-    if found is _MISSING:
-        raise IntegrityError(f"The conversion of '{weight.full_name}' in {paths.folder} failed its own check; "
-                             f"delete {paths.folder} and try again.")
-    return found
-
-
-_MISSING = object()
+        found = _cached(weight, paths)  # another process may have converted it while this one waited
+        return found if found is not None else _convert(weight, paths)
 
 
 class _Paths:
@@ -110,26 +96,23 @@ def _read_record(weight: WeightEntry, paths: _Paths) -> dict[str, Any] | None:
     return None
 
 
-def _use_cached(weight: WeightEntry, paths: _Paths, use: Callable[[Path], T]) -> Any:
-    """`use(path)` of the cached conversion, verified against the record kept beside the PaddleClas file (not inside
-    the folder, which a damaged copy could change); `_MISSING` when there is none or it does not match."""
+def _cached(weight: WeightEntry, paths: _Paths) -> VerifiedFile | None:
+    """The cached conversion, verified against the record kept beside the PaddleClas file (not inside the folder,
+    which a damaged copy could change); None when there is none or it does not match."""
     record = _read_record(weight, paths)
     weights = paths.folder / WEIGHTS_FILE
     if record is None or not weights.is_file():
-        return _MISSING
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        origin_check = pool.submit(check_pdparams, weight, paths.pdparams) if paths.pdparams.is_file() else None
-        result, problem = hub.use_verified(weights, use, record["converted"]["sha256"], record["converted"].get("size"))
-        if origin_check is not None:
-            origin_check.result()
+        return None
+    expected = record["converted"]["sha256"]
+    problem = hub.check_file(weights, expected, record["converted"].get("size"))
     if problem is None:
-        return result
+        return VerifiedFile(weights, expected)
     warnings.warn(f"{weights} does not match its first-use record ({problem}). Converting the PaddleClas file "
                   "again.", stacklevel=3)
-    return _MISSING
+    return None
 
 
-def _convert(weight: WeightEntry, paths: _Paths) -> None:
+def _convert(weight: WeightEntry, paths: _Paths) -> VerifiedFile:
     """Download (if needed) and verify the PaddleClas file, convert it, and only then record it as trusted."""
     if not paths.pdparams.is_file():
         _download(weight, paths.pdparams)
@@ -141,11 +124,12 @@ def _convert(weight: WeightEntry, paths: _Paths) -> None:
         paths.pdparams.unlink(missing_ok=True)  # never trusted: the next attempt downloads it again
         raise type(e)(f"{e} The downloaded file was removed ({paths.pdparams}), so the next attempt downloads it "
                       "again; if the host keeps serving it, use a mirror (SSLD_ZOO_PADDLE_ENDPOINT) or convert a "
-                      "good copy with `ssld-zoo convert`.") from None
+                      "good copy with `ssld-zoo convert`.") from e
     record = {"url": weight.origin_url, "sha256": sha256, "size": paths.pdparams.stat().st_size,
               "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "ssld_zoo": __version__, "converted": {"sha256": converted.sha256, "size": converted.size}}
     write_text_atomic(paths.record, json.dumps(record, indent=2) + "\n")
+    return VerifiedFile(converted.folder / WEIGHTS_FILE, converted.sha256)
 
 
 def check_pdparams(weight: WeightEntry, pdparams: Path) -> str:
@@ -182,7 +166,7 @@ def _download(weight: WeightEntry, dest: Path) -> None:
                            f"PaddleClas file cannot be downloaded. {how}")
     from ssld_zoo.weights.download import DownloadFailed, download
     try:
-        download(url, dest)
+        download(url, dest, size=weight.data["origin"].get("size"))
     except DownloadFailed as e:
         if e.status is not None:
             raise WeightsUnavailableError(

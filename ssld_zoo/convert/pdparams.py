@@ -15,6 +15,18 @@ What `paddle.save(layer.state_dict(), path)` writes (Paddle's `python/paddle/fra
 
 The unpickler resolves exactly those globals (`_codecs.encode` for latin1 only, `bytes` with no argument only) and
 refuses every other global and every persistent id before anything is called.
+
+Memory is bounded by the input: no file of N bytes makes the reader hold more than about `MEMORY_MULTIPLE` * N +
+`MEMORY_SLACK` bytes (`tests/test_pdparams.py` measures it with tracemalloc over generated and mutated files):
+
+* every opcode with a length field (`BINBYTES*`, `BINUNICODE*`, `BYTEARRAY8`, `*BINSTRING`, `LONG1/4`, `FRAME`) is
+  refused before anything is allocated when the length exceeds the bytes that remain in the input;
+* the objects opcodes make are counted: at most N / `BYTES_PER_OPCODE` + `FREE_OPCODES` opcodes run;
+* bytes made from other objects (`_codecs.encode` of a text, an array's data given to numpy) are counted each time,
+  at most twice N in all, so a memoised text or array state used again and again cannot multiply memory;
+* the arrays in the result are counted each time they are used (a split array's slices included): together they
+  hold at most N bytes, as the arrays of a real file do, so keys or slices that all name one memoised array are
+  refused before anything is joined or copied.
 """
 from __future__ import annotations
 
@@ -23,6 +35,7 @@ import _compat_pickle
 import math
 import os
 import pickle
+import struct
 from typing import IO, TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
@@ -35,6 +48,7 @@ except ImportError:  # numpy 1.x without the numpy._core alias
     from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]  # the same function, numpy 1's path
 
 _SPLIT_INFO = "UnpackBigParamInfor@@"  # Paddle's spelling
+_DTYPE_CODE_CHARS = 8  # numpy pickles a dtype as dtype('f4', False, True): a short type code, never a structure
 _WEIGHT_KINDS = "biufc"  # bool, int, uint, float, complex
 
 
@@ -68,6 +82,10 @@ def _refused(name: str, what: str) -> UnsafePickleError:
 
 
 MAX_DEPTH = 16  # containers inside containers; a Paddle state dict needs 4 (numpy's array state 2)
+BYTES_PER_OPCODE = 128  # a real .pdparams runs about one opcode per 5 KB of weights
+FREE_OPCODES = 32_768  # so small files of many tiny arrays read too
+MADE_BYTES_PER_BYTE = 2  # bytes made from other objects per input byte: latin1 text → bytes → array data
+MEMORY_MULTIPLE, MEMORY_SLACK = 16, 16 << 20  # the bound the tests hold the reader to (see the module docstring)
 
 
 class _BoundedFile:
@@ -80,8 +98,16 @@ class _BoundedFile:
         self._size = file.seek(0, os.SEEK_END)
         file.seek(start)
 
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def left(self) -> int:
+        """The bytes not read yet."""
+        return self._size - self._file.tell()
+
     def _check(self, n: int) -> None:
-        left = self._size - self._file.tell()
+        left = self.left()
         if n > left:
             raise InvalidWeightsError(f"{self._name}: the pickle asks for {n:,} bytes at offset {self._file.tell():,}, "
                                       f"but only {left:,} remain; the file is truncated or not a .pdparams file.")
@@ -105,7 +131,12 @@ if TYPE_CHECKING:
 
         dispatch: ClassVar[dict[int, Callable[[Any], None]]]
         stack: list[Any]
+        read: Callable[[int], bytes]
         readline: Callable[[], bytes]
+        append: Callable[[Any], None]
+        _unframer: Any
+
+        def _decode_string(self, value: bytes) -> Any: ...
 
         def load_reduce(self) -> None: ...
         def load_build(self) -> None: ...
@@ -137,10 +168,17 @@ class _ArrayUnpickler(_PyUnpickler):
     dispatch = dict(_PyUnpickler.dispatch)
 
     def __init__(self, file: IO[bytes], name: str) -> None:
-        super().__init__(_BoundedFile(file, name), encoding="latin1")
+        self._input = _BoundedFile(file, name)
+        super().__init__(self._input, encoding="latin1")
         self._name = name
         self._depths: dict[int, int] = {}
         self._containers: list[Any] = []  # keeps every tracked container alive, so its id stays its own
+        self._opcodes, self._max_opcodes = 0, self._input.left() // BYTES_PER_OPCODE + FREE_OPCODES
+        self._made, self._max_made = 0, self._input.left() * MADE_BYTES_PER_BYTE
+
+    @property
+    def input_size(self) -> int:
+        return self._input.size
 
     def find_class(self, module: str, name: str) -> Any:
         allowed = _ALLOWED.get((module, name))
@@ -154,7 +192,77 @@ class _ArrayUnpickler(_PyUnpickler):
         raise _refused(self._name, what)
 
     def persistent_load(self, pid: Any) -> Any:
-        raise _refused(self._name, f"the persistent id {pid!r:.80}")
+        raise _refused(self._name, f"the persistent id {_brief(pid)}")
+
+    # -- memory: lengths, opcodes and bytes made, each bounded by the input --------------------------------------
+    def _input_left(self) -> int:
+        """The input bytes not consumed yet: those left in the file and in the frame being read."""
+        frame, in_frame = self._unframer.current_frame, 0
+        if frame is not None:
+            with frame.getbuffer() as view:
+                in_frame = view.nbytes - frame.tell()
+        return self._input.left() + in_frame
+
+    def _length(self, fmt: str) -> int:
+        """Read an opcode's length field (`struct` format `fmt`), refused before anything is allocated when it is
+        negative or asks for more bytes than the input still holds."""
+        (n,) = struct.unpack(fmt, self.read(struct.calcsize(fmt)))
+        left = self._input_left()
+        if not 0 <= n <= left:
+            raise InvalidWeightsError(f"{self._name}: the pickle asks for {n:,} bytes, but only {left:,} remain; the "
+                                      "file is truncated or not a .pdparams file.")
+        return n
+
+    def count_opcode(self) -> None:
+        self._opcodes += 1
+        if self._opcodes > self._max_opcodes:
+            raise InvalidWeightsError(f"{self._name}: more than {self._max_opcodes:,} pickle opcodes in "
+                                      f"{self.input_size:,} bytes; a Paddle state dict is mostly weight bytes, so "
+                                      "this is not a .pdparams file.")
+
+    def _make(self, n: int, what: str) -> None:
+        """Count `n` bytes about to be made from objects already read (`what` makes them)."""
+        self._made += n
+        if self._made > self._max_made:
+            raise InvalidWeightsError(f"{self._name}: {what} would make more than {self._max_made:,} bytes from a "
+                                      f"{self.input_size:,}-byte file; the same data is used again and again, "
+                                      "which a Paddle state dict never does.")
+
+    def load_binbytes(self) -> None:
+        self.append(self.read(self._length("<I")))
+
+    def load_binbytes8(self) -> None:
+        self.append(self.read(self._length("<Q")))
+
+    def load_short_binbytes(self) -> None:
+        self.append(self.read(self._length("<B")))
+
+    def load_bytearray8(self) -> None:
+        self.append(bytearray(self.read(self._length("<Q"))))
+
+    def load_binunicode(self) -> None:
+        self.append(str(self.read(self._length("<I")), "utf-8", "surrogatepass"))
+
+    def load_binunicode8(self) -> None:
+        self.append(str(self.read(self._length("<Q")), "utf-8", "surrogatepass"))
+
+    def load_short_binunicode(self) -> None:
+        self.append(str(self.read(self._length("<B")), "utf-8", "surrogatepass"))
+
+    def load_binstring(self) -> None:
+        self.append(self._decode_string(self.read(self._length("<i"))))
+
+    def load_short_binstring(self) -> None:
+        self.append(self._decode_string(self.read(self._length("<B"))))
+
+    def load_long1(self) -> None:
+        self.append(pickle.decode_long(self.read(self._length("<B"))))
+
+    def load_long4(self) -> None:
+        self.append(pickle.decode_long(self.read(self._length("<i"))))
+
+    def load_frame(self) -> None:
+        self._unframer.load_frame(self._length("<Q"))
 
     # -- nesting ------------------------------------------------------------------------------------------------
     def _depth(self, obj: Any) -> int:
@@ -173,15 +281,21 @@ class _ArrayUnpickler(_PyUnpickler):
     def load_reduce(self) -> None:
         args, func = self.stack[-1], self.stack[-2]
         if func is np.ndarray or (func is _reconstruct and not (
-                isinstance(args, tuple) and len(args) == 3 and args[0] is np.ndarray and args[1] == (0,))):
-            raise _refused(self._name, f"the call {getattr(func, '__name__', func)}{args!r:.80} (numpy pickles "
-                                       "rebuild arrays from an empty one and their data)")
+                isinstance(args, tuple) and len(args) == 3 and args[0] is np.ndarray and args[1] == (0,))) or (
+                func is np.dtype and not (isinstance(args, tuple) and args and type(args[0]) is str
+                                          and len(args[0]) <= _DTYPE_CODE_CHARS)):
+            raise _refused(self._name, f"the call {getattr(func, '__name__', func)} with {_brief(args)} (numpy "
+                                       "pickles rebuild arrays from an empty one and their data, and dtypes from "
+                                       "a type code)")
+        if func is _latin1_encode and isinstance(args, tuple) and args and isinstance(args[0], str):
+            self._make(len(args[0]), "_codecs.encode")
         _PyUnpickler.load_reduce(self)
 
     def load_build(self) -> None:
         state, inst = self.stack[-1], self.stack[-2]
         if type(inst) is np.ndarray:
             _check_array_state(state, self._name)
+            self._make(len(state[4]), "an array's data")
         elif not isinstance(inst, np.dtype):
             raise _refused(self._name, f"setting the state of a {type(inst).__name__}")
         _PyUnpickler.load_build(self)
@@ -225,7 +339,28 @@ _ArrayUnpickler.dispatch.update({
     pickle.REDUCE[0]: _ArrayUnpickler.load_reduce, pickle.BUILD[0]: _ArrayUnpickler.load_build,
     pickle.INST[0]: _ArrayUnpickler.load_inst,
     **{code[0]: _ArrayUnpickler.refuse_objects for code in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.OBJ)},
+    **{code[0]: load for code, load in (
+        (pickle.BINBYTES, _ArrayUnpickler.load_binbytes), (pickle.BINBYTES8, _ArrayUnpickler.load_binbytes8),
+        (pickle.SHORT_BINBYTES, _ArrayUnpickler.load_short_binbytes),
+        (pickle.BYTEARRAY8, _ArrayUnpickler.load_bytearray8), (pickle.BINUNICODE, _ArrayUnpickler.load_binunicode),
+        (pickle.BINUNICODE8, _ArrayUnpickler.load_binunicode8),
+        (pickle.SHORT_BINUNICODE, _ArrayUnpickler.load_short_binunicode),
+        (pickle.BINSTRING, _ArrayUnpickler.load_binstring),
+        (pickle.SHORT_BINSTRING, _ArrayUnpickler.load_short_binstring),
+        (pickle.LONG1, _ArrayUnpickler.load_long1), (pickle.LONG4, _ArrayUnpickler.load_long4),
+        (pickle.FRAME, _ArrayUnpickler.load_frame))},
 })
+
+
+def _counted(load: Callable[[Any], None]) -> Callable[[Any], None]:
+    """The unpickler op `load`, counted against the opcode budget first."""
+    def run(self: _ArrayUnpickler) -> None:
+        self.count_opcode()
+        load(self)
+    return run
+
+
+_ArrayUnpickler.dispatch = {code: _counted(load) for code, load in _ArrayUnpickler.dispatch.items()}
 
 
 def _check_array_state(state: Any, name: str) -> None:
@@ -238,7 +373,7 @@ def _check_array_state(state: Any, name: str) -> None:
             and all(type(d) is int and d >= 0 for d in state[1]) and isinstance(state[2], np.dtype)
             and isinstance(state[4], (bytes, bytearray))):
         raise InvalidWeightsError(f"{name}: an array's state is not numpy's (version, shape, dtype, fortran, bytes): "
-                                  f"{state!r:.120}.")
+                                  f"{_brief(state)}.")
     need = math.prod(state[1]) * state[2].itemsize
     if need != len(state[4]):
         raise InvalidWeightsError(f"{name}: an array of shape {state[1]} and dtype {state[2]} needs {need:,} bytes, "
@@ -247,14 +382,11 @@ def _check_array_state(state: Any, name: str) -> None:
 
 def read_pdparams(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read a `.pdparams` file as `{structured name: array}`; see `read_pdparams_fileobj`."""
+    from ssld_zoo.reading import open_regular
     name = os.fspath(path)
-    try:
-        file = open(name, "rb")
-    except FileNotFoundError:
-        raise InvalidWeightsError(f"{name}: no such .pdparams file.") from None
-    except OSError as exc:
-        raise InvalidWeightsError(f"{name}: cannot open the .pdparams file: {exc.strerror or exc}.") from None
-    with file:
+    if not os.path.lexists(name):
+        raise InvalidWeightsError(f"{name}: no such .pdparams file.", path=name)
+    with open_regular(name, what=".pdparams file", error=InvalidWeightsError) as file:  # a FIFO is refused, not read
         return read_pdparams_fileobj(file, name)
 
 
@@ -275,19 +407,23 @@ def read_pdparams_fileobj(file: IO[bytes], name: str = "<file object>") -> dict[
                                   "or another format), not the pickle paddle.save writes.")
     file.seek(start)
     try:
-        obj = _ArrayUnpickler(file, name).load()
+        unpickler = _ArrayUnpickler(file, name)
+        obj = unpickler.load()
     except (UnsafePickleError, InvalidWeightsError):
         raise
     except Exception as exc:  # any failure inside the unpickler means a damaged or foreign file
         raise InvalidWeightsError(
-            f"{name}: not a readable .pdparams pickle: {type(exc).__name__}: {str(exc)[:200]}") from None
+            f"{name}: not a readable .pdparams pickle: {type(exc).__name__}: {str(exc)[:200]}") from exc
     if not isinstance(obj, dict):
         raise InvalidWeightsError(f"{name}: the pickle holds an object of type {type(obj).__name__}, not a Paddle "
                                   "state dict (a dict of numpy arrays).")
-    bad_key = next((key for key in obj if not isinstance(key, str)), None)
-    if bad_key is not None:
-        raise InvalidWeightsError(f"{name}: the state dict has the key {bad_key!r:.80} of type "
-                                  f"{type(bad_key).__name__}; Paddle state dict keys are strings.")
+    for key in obj:
+        _check_key(key, name, "the state dict")
+    used = sum(value.nbytes for value in obj.values() if type(value) is np.ndarray)
+    if used > unpickler.input_size:  # counted for every key, so one memoised array named twice counts twice
+        raise InvalidWeightsError(f"{name}: its keys name {used:,} bytes of arrays, more than the file's "
+                                  f"{unpickler.input_size:,}: keys or split slices name the same array again, which "
+                                  "a Paddle state dict never does.")
     arrays = {}
     for key, value in _join_split_arrays(obj, name).items():
         if key.endswith("@@"):
@@ -303,6 +439,37 @@ def read_pdparams_fileobj(file: IO[bytes], name: str = "<file object>") -> dict[
     return arrays
 
 
+def _check_key(key: Any, name: str, where: str) -> None:
+    """A state dict key must be plain text: a `str` that is valid Unicode (no lone surrogates), as Paddle writes."""
+    if type(key) is not str:
+        raise InvalidWeightsError(f"{name}: {where} has the key {_brief(key)} of type {type(key).__name__}; Paddle "
+                                  "state dict keys are strings.")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidWeightsError(f"{name}: {where} has the key {_brief(key)}, which is not valid Unicode text; "
+                                  "Paddle state dict keys are plain strings.") from exc
+
+
+def _brief(value: Any) -> str:
+    """A short description of a value from the file for an error message: never a huge or unprintable repr."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return ascii(value[:60]) + ("..." if len(value) > 60 else "")
+    if _is_small_scalar(value):
+        return repr(value)
+    if type(value) is int:
+        return f"an integer of {value.bit_length():,} bits"
+    if type(value) in (tuple, list) and len(value) <= 8 and all(_is_small_scalar(item) for item in value):
+        return repr(value)  # a shape, say
+    if isinstance(value, (tuple, list, dict, set, frozenset)):
+        return f"a {type(value).__name__} of {len(value):,} items"
+    return f"a {type(value).__name__}"
+
+
+def _is_small_scalar(value: Any) -> bool:
+    return value is None or type(value) in (bool, float) or (type(value) is int and value.bit_length() <= 64)
+
+
 def _join_split_arrays(obj: dict[str, Any], name: str) -> dict[str, Any]:
     """Undo Paddle's `_unpack_saved_dict`: concatenate the flattened slices of each split array and reshape."""
     info = obj.get(_SPLIT_INFO)
@@ -314,20 +481,25 @@ def _join_split_arrays(obj: dict[str, Any], name: str) -> dict[str, Any]:
                                   f"expected {layout}.")
     joined = dict(obj)
     for key, spec in info.items():
+        _check_key(key, name, _SPLIT_INFO)
         where = f"{name}: split array {key!r} in {_SPLIT_INFO}"
         shape = spec.get("OriginShape") if isinstance(spec, dict) else None
         slices = spec.get("slices") if isinstance(spec, dict) else None
-        if not (isinstance(key, str) and isinstance(shape, (tuple, list)) and all(type(d) is int for d in shape)
+        if not (isinstance(shape, (tuple, list)) and all(type(d) is int for d in shape)
                 and isinstance(slices, list) and slices):
-            raise InvalidWeightsError(f"{where}: expected {layout}, got {spec!r:.200}.")
-        parts = []
+            raise InvalidWeightsError(f"{where}: expected {layout}, got {_brief(spec)}.")
+        parts: list[np.ndarray] = []
         for part in slices:
             value = joined.pop(part, None) if isinstance(part, str) else None
             if type(value) is not np.ndarray:
-                raise InvalidWeightsError(f"{where}: the slice {part!r:.80} is missing or not a numpy array.")
+                raise InvalidWeightsError(f"{where}: the slice {_brief(part)} is missing or not a numpy array.")
+            if parts and value.dtype != parts[0].dtype:  # concatenate would widen every slice to the widest dtype
+                raise InvalidWeightsError(f"{where}: its slices have dtypes {parts[0].dtype} and {value.dtype}; the "
+                                          "slices of one array share its dtype.")
             parts.append(value.ravel())
         try:
             joined[key] = np.concatenate(parts).reshape(shape)
-        except (TypeError, ValueError) as exc:
-            raise InvalidWeightsError(f"{where}: cannot rebuild shape {tuple(shape)}: {exc}") from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidWeightsError(f"{where}: cannot rebuild shape {_brief(tuple(shape))}: "
+                                      f"{str(exc)[:200]}") from exc
     return joined

@@ -30,6 +30,7 @@ from PIL import Image
 from ssld_zoo.errors import DataError
 from ssld_zoo.data.subsets import parse_subset, subset_indices
 from ssld_zoo.paths import SHARED_DATA, Missing, find_data_file
+from ssld_zoo.reading import open_regular
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}
@@ -118,10 +119,12 @@ def load_cifar10(split: str, data_root: str | os.PathLike | None = None) -> Cifa
         raise DataError(f"CIFAR-10 {split} images not found: {path.reason}. Copy {PurePosixPath(name).name} from "
                         f"{SHARED_DATA} (cifar10/, see its README.md) into {path.put_in}.")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_regular(path, what="CIFAR-10 pack", error=DataError) as f, np.load(f, allow_pickle=False) as z:
             data, offsets, labels = z["data"], z["offsets"], z["y"]
+    except DataError:
+        raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise DataError(_incomplete(path, split, f"cannot read it: {e}")) from None
+        raise DataError(_incomplete(path, split, f"cannot read it: {e}"), path=str(path)) from e
     problem = _layout_problem(data, offsets, labels, SPLIT_SIZES[split])
     if problem is not None:
         raise DataError(_incomplete(path, split, problem))

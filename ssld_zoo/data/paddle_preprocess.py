@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ssld_zoo.errors import DataError, MissingDependencyError
+from ssld_zoo.reading import MAX_IMAGE_BYTES, read_bytes
 
 if TYPE_CHECKING:
     import torch
@@ -90,7 +90,7 @@ class PaddleEvalTransform:
         if isinstance(image, (bytes, bytearray, memoryview)):
             return self.decode(bytes(image))
         if isinstance(image, (str, os.PathLike)):
-            return self.decode(Path(image).read_bytes())
+            return self.decode(read_bytes(image, what="image", max_bytes=MAX_IMAGE_BYTES, error=DataError))
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise DataError(f"An image array must be RGB uint8 of shape (H, W, 3), not {image.dtype} "

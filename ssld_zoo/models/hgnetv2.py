@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.models._builder import build_model_with_cfg
+from timm.models import build_model_with_cfg
 from timm.models.hgnet import HighPerfGpuNet, StemV2, model_cfgs
 
 from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Optional, Type
 import torch
 import torch.nn as nn
 
-from timm.models._builder import build_model_with_cfg, pretrained_cfg_for_features
+from timm.models import build_model_with_cfg
+from timm.models._builder import pretrained_cfg_for_features
 from timm.models.hrnet import HighResolutionNet, HighResolutionNetFeatures, cfg_cls
 from timm.models.resnet import BasicBlock, Bottleneck
 

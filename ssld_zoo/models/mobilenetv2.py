@@ -13,7 +13,7 @@ expansion-1 first block included, as an inverted residual, so the first block ha
 from typing import Any
 
 import torch.nn as nn
-from timm.models._builder import build_model_with_cfg
+from timm.models import build_model_with_cfg
 from timm.models._efficientnet_builder import decode_arch_def
 from timm.models.efficientnet import EfficientNet
 

@@ -27,7 +27,7 @@ from typing import Any, List, Sequence, Tuple
 import torch
 import torch.nn as nn
 from timm.layers import make_divisible
-from timm.models._builder import build_model_with_cfg
+from timm.models import build_model_with_cfg
 from timm.models._efficientnet_blocks import SqueezeExcite
 from timm.models._efficientnet_builder import decode_arch_def
 from timm.models.mobilenetv3 import MobileNetV3

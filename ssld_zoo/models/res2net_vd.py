@@ -18,7 +18,7 @@ widths match timm's ``res2net50d``; the residual block differs in two ways:
 from typing import Any, Optional
 
 import torch.nn as nn
-from timm.models._builder import build_model_with_cfg
+from timm.models import build_model_with_cfg
 from timm.models.res2net import Bottle2neck
 from timm.models.resnet import ResNet
 

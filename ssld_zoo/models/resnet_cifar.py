@@ -16,9 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import create_classifier
-from timm.models._builder import build_model_with_cfg
+from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._features import feature_take_indices
-from timm.models import checkpoint_seq
 
 from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch.nn as nn
 from timm.layers import get_norm_layer
-from timm.models._builder import build_model_with_cfg
+from timm.models import build_model_with_cfg
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet, downsample_avg
 
 from ssld_zoo.models._zoo import register_zoo_model, zoo_default_cfgs

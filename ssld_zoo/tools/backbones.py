@@ -22,7 +22,7 @@ from torch import nn
 from ssld_zoo.errors import SsldZooError
 
 if TYPE_CHECKING:
-    from timm.models._features import FeatureInfo
+    from timm.models import FeatureInfo
 
 __all__ = ["LR_MULTS", "StageSplit", "split_stages", "stage_param_groups", "FeaturePyramidBackbone", "fpn_backbone"]
 
@@ -49,7 +49,7 @@ class StageSplit(NamedTuple):
 
 def _find_backbone(model: nn.Module) -> tuple[str, nn.Module]:
     """The outermost module with a timm `feature_info` (the model itself, or e.g. `backbone.body` of a detector)."""
-    from timm.models._features import FeatureInfo
+    from timm.models import FeatureInfo
     found: list[tuple[str, nn.Module]] = []
     for name, module in model.named_modules():
         nested = any(not outer or name.startswith(f"{outer}.") for outer, _ in found)

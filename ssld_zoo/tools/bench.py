@@ -355,7 +355,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.json:
         from ssld_zoo.files import write_text_atomic
         out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out, json.dumps(result, indent=1) + "\n")
         print(f"wrote {out}")
     return result

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import re
 import sys
@@ -26,16 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ssld_zoo.errors import DataError, EvaluationError, InvalidWeightsError, UnknownModelError
+from ssld_zoo.errors import DataError, EvaluationError, InvalidWeightsError
+from ssld_zoo.reporting import progress_bars
+from ssld_zoo.reading import MAX_LIST_BYTES, read_text, shorten
 
 from ssld_zoo.catalogue.registry import INTERPOLATIONS, get_weight_entry
-from ssld_zoo.weights.sources import (CONFIG_FILE, WEIGHTS_FILE, FileSource, FolderSource, HubSource, cfg_from_config,
-                                      parse_source, read_folder_config)
+from ssld_zoo.weights.resolve import Resolved, names_its_model, resolve
+from ssld_zoo.weights.sources import CONFIG_FILE, pretrained_cfg_for
 
 if TYPE_CHECKING:
     import torch
 
-    from ssld_zoo.train.data import Images
+    from ssld_zoo.train.data import Images, Transform
     from ssld_zoo.train.evaluation import Scores
 
 CIFAR_PREFIX = "cifar10:"
@@ -44,6 +47,7 @@ PREPROCESSORS = ("timm", "paddle")
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 _SYNSET = re.compile(r"^n\d{8}$")
+_logger = logging.getLogger(__name__)
 
 
 
@@ -95,7 +99,7 @@ def _in1k_synsets() -> dict[str, int]:
 
 
 def _class_folders(root: Path) -> LabelledImages:
-    from ssld_zoo.train.data import IMAGE_SUFFIXES, Files, image_files
+    from ssld_zoo.train.data import IMAGE_SUFFIXES, Files, class_images, image_files
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         found = "images but no class sub-folders; a flat folder needs --labels FILE" if image_files(root) else (
@@ -104,8 +108,7 @@ def _class_folders(root: Path) -> LabelledImages:
     synsets = _in1k_synsets()
     by_synset = all(folder.name in synsets for folder in classes)
     paths, labels = [], []
-    for position, folder in enumerate(classes):
-        files = image_files(folder)
+    for position, (folder, files) in enumerate(zip(classes, class_images(root, classes))):
         paths += files
         labels += [synsets[folder.name] if by_synset else position] * len(files)
     if not paths:
@@ -134,12 +137,7 @@ class LabelsFile:
 def read_labels(path: Path) -> LabelsFile:
     """A labels file: `FILENAME INDEX` or `FILENAME SYNSET` lines (blank lines and `#` comments ignored), or Kaggle's
     `LOC_val_solution.csv` (`ImageId,PredictionString`, the first synset of each row is the label)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise DataError(f"Cannot read labels file {path}: {e.strerror or e}.") from None
-    except UnicodeDecodeError:
-        raise DataError(f"Labels file {path} is not UTF-8 text.") from None
+    lines = read_text(path, what="labels file", max_bytes=MAX_LIST_BYTES, error=DataError).splitlines()
     first = next((line.strip() for line in lines if line.strip()), "")
     if not first:
         raise DataError(f"Labels file {path} is empty.")
@@ -148,10 +146,10 @@ def read_labels(path: Path) -> LabelsFile:
     labels: dict[str, tuple[int, int]] = {}
     kinds = set()
     for number, name, label in rows:
-        kind = "synset" if _SYNSET.match(label) else "index" if label.isdigit() else None
+        kind = "synset" if _SYNSET.match(label) else "index" if label.isdigit() and len(label) <= 18 else None
         if kind is None:
-            raise DataError(f"{path}:{number}: label '{label}' is neither a class index (0, 1, ...) nor an ImageNet "
-                            "synset (n01440764).")
+            raise DataError(f"{path}:{number}: label {shorten(label)} is neither a class index (0, 1, ...) nor an "
+                            "ImageNet synset (n01440764).")
         kinds.add(kind)
         if len(kinds) > 1:
             raise DataError(f"{path}:{number}: mixes class indices and synsets; use one kind of label per file.")
@@ -162,7 +160,7 @@ def read_labels(path: Path) -> LabelsFile:
                                 f"{len(synsets)} classes.")
         key = _image_key(name)
         if key in labels:
-            raise DataError(f"{path}:{number}: '{name}' is labelled twice (first on line {labels[key][1]}).")
+            raise DataError(f"{path}:{number}: {shorten(name)} is labelled twice (first on line {labels[key][1]}).")
         labels[key] = (synsets[label] if synsets is not None else int(label), number)
     return LabelsFile(labels, len(synsets) if synsets is not None else None)
 
@@ -175,20 +173,24 @@ def _text_rows(path: Path, lines: list[str]) -> list[tuple[int, str, str]]:
             continue
         parts = line.rsplit(maxsplit=1)
         if len(parts) != 2:
-            raise DataError(f"{path}:{number}: expected 'FILENAME LABEL', found '{line}'.")
+            raise DataError(f"{path}:{number}: expected 'FILENAME LABEL', found {shorten(line)}.")
         rows.append((number, parts[0], parts[1]))
     return rows
 
 
 def _kaggle_rows(path: Path, lines: list[str]) -> list[tuple[int, str, str]]:
     rows = []
-    for number, row in enumerate(csv.reader(lines), 1):
-        if number == 1 or not row:
-            continue
-        if len(row) != 2 or not row[1].split():
-            raise DataError(f"{path}:{number}: expected 'ImageId,PredictionString' (the synset first), found "
-                            f"'{','.join(row)}'.")
-        rows.append((number, row[0], row[1].split()[0]))
+    reader = csv.reader(lines)
+    try:
+        for number, row in enumerate(reader, 1):
+            if number == 1 or not row:
+                continue
+            if len(row) != 2 or not row[1].split():
+                raise DataError(f"{path}:{number}: expected 'ImageId,PredictionString' (the synset first), found "
+                                f"{shorten(','.join(row))}.")
+            rows.append((number, row[0], row[1].split()[0]))
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: not a CSV row ({e}).", path=str(path)) from e
     return rows
 
 
@@ -229,57 +231,35 @@ def check_classes(model_classes: int, model_name: str, data: LabelledImages) -> 
 def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = None, *,
                data_root: str | os.PathLike | None = None,
                cache_dir: str | os.PathLike | None = None) -> LoadedModel:
-    """A zoo name or weight, a Hub-layout folder, or `hf-hub:org/name`, with its (or `weights`') verified weights."""
-    spec, source = os.fspath(model), os.fspath(weights) if weights is not None else None
-    named = parse_source(spec, catalogue=True)
-    if isinstance(named, HubSource):
-        from ssld_zoo.train.models import build_model
-        from ssld_zoo.train.recipe import ModelSpec
-        built = build_model(ModelSpec(spec, source or True), "model", data_root, cache_dir=cache_dir)
-        return LoadedModel(built.model, spec, source or spec, None)
-    if isinstance(named, FolderSource):
-        return _load_folder(named.path, source, data_root, cache_dir)
-    if isinstance(named, FileSource):
-        raise InvalidWeightsError(f"MODEL folder '{spec}' does not exist.", path=spec)
-    from ssld_zoo.models.factory import create
-    entry = get_weight_entry(spec)
-    module = create(spec, pretrained=source or True, data_root=data_root, cache_dir=cache_dir)
-    return LoadedModel(module, entry.full_name, source or "catalogue", None if source else entry.hub.sha256)
+    """A zoo name or weight, a Hub-layout folder, or `hf-hub:org/name`, with its (or `weights`') verified weights,
+    from `weights.resolve` through `models.load_model` as every command loads them."""
+    from ssld_zoo.models import factory
 
+    def chosen_weights() -> Resolved | None:
+        return None if weights is None else resolve(weights, catalogue=False, data_root=data_root, cache_dir=cache_dir)
 
-def _load_folder(folder: Path, source: str | None, data_root: str | os.PathLike | None,
-                 cache_dir: str | os.PathLike | None) -> LoadedModel:
-    """A Hub-layout folder: a catalogue weight when its `config.json`'s `ssld_zoo` block names one, else its timm
-    `architecture` with its own classes and preprocessing."""
-    config = read_folder_config(folder)
-    cfg_from_config(config, str(folder / CONFIG_FILE))  # every value checked before a model is built from them
-    if not (folder / WEIGHTS_FILE).is_file() or not isinstance(config.get("architecture"), str):
-        raise InvalidWeightsError(f"MODEL folder {folder} is not in Hub layout: it needs {WEIGHTS_FILE} and a "
-                                  f"{CONFIG_FILE} naming its timm 'architecture' (as `ssld-zoo download` writes).")
-    block = config.get("ssld_zoo", {})
-    sha256 = None if source else block.get("sha256")
-    name = _catalogue_weight_name(block)
-    if name is not None:
-        from ssld_zoo.models.factory import create
-        module = create(name, pretrained=source or folder, data_root=data_root, cache_dir=cache_dir)
-        return LoadedModel(module, name, source or os.fspath(folder), sha256)
-    from ssld_zoo.train.models import build_model
-    from ssld_zoo.train.recipe import ModelSpec
-    args = {**config.get("model_args", {}), "num_classes": config.get("num_classes")}
-    built = build_model(ModelSpec(config["architecture"], source or os.fspath(folder), args), "model", data_root,
-                        cache_dir=cache_dir)
-    return LoadedModel(built.model, block.get("model") or config["architecture"], source or os.fspath(folder), sha256)
-
-
-def _catalogue_weight_name(block: dict[str, Any]) -> str | None:
-    """The catalogue weight (`name.tag`) that a folder's `ssld_zoo` config block names, or None for a model of
-    your own (e.g. a training export under its recipe's name)."""
-    if not block.get("model"):
-        return None
-    try:
-        return get_weight_entry(".".join(str(block[k]) for k in ("model", "tag") if block.get(k))).full_name
-    except UnknownModelError:
-        return None
+    spec = os.fspath(model)
+    if not names_its_model(spec):  # a catalogue name (an unknown one fails with suggestions)
+        entry = get_weight_entry(spec) if weights is not None else None
+        override = chosen_weights()
+        found = override or resolve(spec, data_root=data_root, cache_dir=cache_dir)
+        entry = entry or found.weight
+        if entry is None:
+            raise InvalidWeightsError(f"MODEL '{spec}' is a weight file, which does not say its model; give the "
+                                      "model's name and the file as --weights.", path=spec)
+        module = factory.load_model(found, entry.full_name, cfg=pretrained_cfg_for(entry))
+        return LoadedModel(module, entry.full_name, found.source if override else "catalogue", found.sha256)
+    own = resolve(spec, catalogue=False, data_root=data_root, cache_dir=cache_dir)
+    if own.model_name is None:
+        raise InvalidWeightsError(f"MODEL {spec} is not in Hub layout: its {CONFIG_FILE} must name its timm "
+                                  "'architecture' (as `ssld-zoo download` writes it).", path=spec)
+    override = chosen_weights()
+    if override is None:
+        return LoadedModel(factory.load_model(own), own.name, spec, own.sha256)
+    args = factory.model_args_of(own) if own.weight is None else {}
+    cfg = {**(pretrained_cfg_for(own.weight) if own.weight else {}), **own.pretrained_cfg}
+    module = factory.load_model(override, own.model_name, cfg=cfg, **args)
+    return LoadedModel(module, own.name, override.source, override.sha256)
 
 
 # -- preprocessing ----------------------------------------------------------------------------------------------------
@@ -304,32 +284,23 @@ def resolve_preprocessing(model: "torch.nn.Module", *, input_size: int | None = 
     return config
 
 
-class EvalTransform:
-    """timm's eval transform with the `(image, seed)` signature and `size` of the training pipeline's `Transform`."""
-
-    def __init__(self, data_config: dict[str, Any]) -> None:
-        from timm.data import create_transform
-        self.transform = create_transform(**data_config, is_training=False)
-        self.size = data_config["input_size"][-1]
-
-    def __call__(self, image: Any, seed: int | None) -> "torch.Tensor":
-        return self.transform(image)
+def eval_transform(preprocessing: dict[str, Any]) -> "Transform":
+    """The eval transform for a resolved data config: training's own (`train.data.Transform`, timm's resize/crop rule,
+    pixel for pixel; uint8 out, the model wrapper normalises), so `ssld-zoo eval` and training-time evaluation see
+    the same pixels."""
+    from ssld_zoo.train.data import Transform
+    from ssld_zoo.train.recipe import Augment
+    if preprocessing["interpolation"] not in INTERPOLATIONS:
+        raise EvaluationError(f"The model asks for {preprocessing['interpolation']} resizing; pass --interpolation "
+                              f"with one of {', '.join(INTERPOLATIONS)}.")
+    if preprocessing.get("crop_mode", "center") != "center":
+        raise EvaluationError(f"The model asks for a '{preprocessing['crop_mode']}' eval crop; only the centre crop "
+                              "is supported.")
+    augment = Augment(interpolation=preprocessing["interpolation"], eval_crop_pct=preprocessing["crop_pct"])
+    return Transform(int(preprocessing["input_size"][-1]), augment, train=False)
 
 
 # -- evaluation -------------------------------------------------------------------------------------------------------
-def _device(device: str | None) -> "torch.device":
-    import torch
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except RuntimeError:
-        raise EvaluationError(f"--device '{device}' is not a torch device (cpu, cuda, cuda:1, ...).") from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError(f"--device {device}: this torch has no CUDA device available; use --device cpu.")
-    return chosen
-
-
 def _check_counts(batch_size: int, workers: int, limit: int | None) -> None:
     for option, value, least in (("--batch-size", batch_size, 1), ("--workers", workers, 0), ("--limit", limit, 1)):
         if value is not None and value < least:
@@ -357,7 +328,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
         limit: evaluate only the first `limit` images (in label order).
         channels_last: run the model in channels-last memory format (often faster; results may differ in the last
             bits of the logits).
-        progress: show a progress bar (default: only when stderr is a terminal).
+        progress: show a progress bar (default: `reporting.progress_bars`, e.g. when stderr is a terminal).
         data_root: the data folder holding `cifar10/` (default: `$SSLD_ZOO_DATA`).
         cache_dir: Hub cache folder (default: `HF_HUB_CACHE`).
     """
@@ -366,7 +337,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
     if preprocess not in PREPROCESSORS:
         raise EvaluationError(f"--preprocess must be one of {', '.join(PREPROCESSORS)}, not '{preprocess}'.")
     labelled = open_data(data, labels_file, data_root)  # data errors come before the (slower) model load
-    chosen = _device(device)
+    from ssld_zoo.train.distributed import pick_device
+    chosen = pick_device(device, error=EvaluationError)
     loaded = load_model(model, weights, data_root=data_root, cache_dir=cache_dir)
     from ssld_zoo.train.models import num_classes
     check_classes(num_classes(loaded.module), loaded.name, labelled)
@@ -376,14 +348,16 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     module = loaded.module.eval().to(chosen).to(memory_format=memory_format)
     transform: Any
-    if preprocess == "paddle":
+    if preprocess == "paddle":  # normalised floats, PaddleClas's way
         transform = _paddle_transform(preprocessing)
         preprocessing = dict(preprocessing, resize_short=transform.resize_short, backend=transform.backend)
-    else:
-        transform = EvalTransform(preprocessing)
+    else:  # uint8: the model wrapper normalises
+        from ssld_zoo.train.models import Normalized
+        transform = eval_transform(preprocessing)
+        module = Normalized(module, tuple(preprocessing["mean"]), tuple(preprocessing["std"])).to(chosen)
     scores = _run(module, labelled.images, transform, count,
                   batch_size=batch_size, workers=workers, device=chosen, memory_format=memory_format,
-                  progress=sys.stderr.isatty() if progress is None else progress)
+                  progress=progress_bars(_logger, progress))
     if scores.labelled == 0:
         raise DataError(f"None of the {count} images of {labelled.labels_from} could be decoded.")
     return _report(loaded, data, labelled, dict(preprocessing, preprocess=preprocess), scores,
@@ -399,6 +373,7 @@ def _paddle_transform(preprocessing: dict[str, Any]) -> Any:
 def _run(model: "torch.nn.Module", images: "Images", transform: Any, count: int, *, batch_size: int,
          workers: int, device: "torch.device", memory_format: "torch.memory_format", progress: bool) -> "Scores":
     """Top-1 / top-5 over the first `count` images of `images`."""
+    import torch
     from tqdm import tqdm
 
     from ssld_zoo.train.data import EvalBatches, ImageDataset, loader
@@ -407,7 +382,10 @@ def _run(model: "torch.nn.Module", images: "Images", transform: Any, count: int,
                      pin_memory=device.type == "cuda")
 
     def logits_of(x: "torch.Tensor") -> "torch.Tensor":
-        return model(x.to(device, non_blocking=True).contiguous(memory_format=memory_format))
+        x = x.to(device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        return model(x.contiguous(memory_format=memory_format))
 
     with tqdm(total=count, unit="img", disable=not progress, file=sys.stderr) as bar:
         return score(logits_of, batches, count, device, on_batch=bar.update)

@@ -13,10 +13,9 @@ import argparse
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ContextManager, Sequence
 
 from ssld_zoo.errors import OnnxExportError
 
@@ -74,41 +73,30 @@ def _chw(input_size: int | Sequence[int] | None, default: Sequence[int]) -> tupl
     return int(default[0]), int(height), int(width)
 
 
-def _weights_sha256(source: str, cache_dir: str | os.PathLike | None) -> str:
-    """sha256 of the safetensors file behind an explicit `--weights` source (file, Hub-layout folder, hf-hub id)."""
-    from ssld_zoo.files import file_sha256
-    from ssld_zoo.weights.hub import hub_download, lfs_sha256
-    from ssld_zoo.weights.sources import WEIGHTS_FILE, FolderSource, HubSource, parse_source
-    parsed = parse_source(source)
-    if isinstance(parsed, HubSource):
-        path = hub_download(parsed.file(), cache_dir=cache_dir)
-        return lfs_sha256(path) or file_sha256(path)
-    return file_sha256(parsed.path / WEIGHTS_FILE if isinstance(parsed, FolderSource) else parsed.path)
-
-
 def _build(name: str, weights: str | os.PathLike | bool | None,
            cache_dir: str | os.PathLike | None) -> tuple[Any, dict[str, str]]:
-    """The model in eval mode and the metadata that identifies its weights."""
-    from ssld_zoo.models.factory import create
+    """The model in eval mode and the metadata that identifies its weights (the verified file's sha256, or the
+    file's own when nothing pins it)."""
     from ssld_zoo.catalogue.registry import get_weight_entry
+    from ssld_zoo.files import file_sha256
+    from ssld_zoo.models.factory import create, load_model
+    from ssld_zoo.weights.resolve import resolve
+    from ssld_zoo.weights.sources import pretrained_cfg_for
     if weights is False:
         return create(name).eval(), {"weights": RANDOM_INIT}
+    entry = get_weight_entry(name)
     if weights is None or weights is True:
-        entry = get_weight_entry(name)
-        model = create(name, pretrained=True, cache_dir=cache_dir).eval()
+        resolved = resolve(entry, cache_dir=cache_dir)
+        model = load_model(resolved, name).eval()
         identity = {"weights": entry.full_name}
-        if entry.hub.sha256:
-            identity["weights_sha256"] = entry.hub.sha256
-        elif entry.data_file is None:  # converted on first use: the cached, verified file
-            from ssld_zoo.files import file_sha256
-            from ssld_zoo.weights.sources import load_catalogue_weights
-            identity["weights_sha256"] = load_catalogue_weights(entry, file_sha256, cache_dir=cache_dir)
-        if entry.origin_sha256:
-            identity["origin_sha256"] = entry.origin_sha256
-        return model, identity
-    source = os.fspath(weights)
-    model = create(name, pretrained=source, cache_dir=cache_dir).eval()
-    return model, {"weights": source, "weights_sha256": _weights_sha256(source, cache_dir)}
+    else:
+        resolved = resolve(weights, catalogue=False, cache_dir=cache_dir)
+        model = load_model(resolved, name, cfg=pretrained_cfg_for(entry)).eval()
+        identity = {"weights": resolved.source}
+    identity["weights_sha256"] = resolved.sha256 or file_sha256(resolved.path)
+    if resolved.weight is not None and resolved.weight.origin_sha256:
+        identity["origin_sha256"] = resolved.weight.origin_sha256
+    return model, identity
 
 
 def _input_size(model: Any) -> tuple[int, int, int]:
@@ -191,24 +179,21 @@ def _check_parity(name: str, model: Any, path: Path, batch_sizes: Sequence[int],
     return tuple(checks)
 
 
-def _staging_dir(out: Path) -> tempfile.TemporaryDirectory:
+def _staging_dir(out: Path) -> ContextManager[Path]:
     """A temporary folder beside `out` (so the final rename stays on one file system), made before any work."""
+    from ssld_zoo.files import staging_folder
     if out.is_dir():
         raise OnnxExportError(f"'{out}' is a folder; give the path of the .onnx file to write.")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.")
-    except FileExistsError:
-        raise OnnxExportError(f"Cannot write '{out}': '{out.parent}' is a file, not a folder.") from None
-    except OSError as e:
-        raise OnnxExportError(f"Cannot write '{out}': {e.strerror or e}. Choose a writable location.") from None
+    return staging_folder(out)
 
 
 def _place(staging: Path, out: Path) -> None:
-    """Rename the staged files into `out`'s folder: external-data files first, the `.onnx` file that names them last."""
+    """Publish the staged files beside `out`: external-data files first, the `.onnx` file that names them last."""
+    from ssld_zoo.files import publish, write_target
     staged = staging / out.name
+    beside = write_target(out).parent  # where a symlinked `out` leads, as the .onnx file goes there
     for path in sorted(staging.iterdir(), key=lambda p: p == staged):
-        os.replace(path, out.parent / path.name)
+        publish(path, out if path == staged else beside / path.name)
 
 
 def export_onnx(name: str, out: str | os.PathLike, *, weights: str | os.PathLike | bool | None = None,

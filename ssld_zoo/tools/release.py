@@ -31,6 +31,7 @@ from typing import Any, Callable
 from ssld_zoo.errors import ReleaseError, SsldZooError
 from ssld_zoo.version import __version__
 from ssld_zoo.files import file_sha256, write_text_atomic
+from ssld_zoo.reading import read_json
 from ssld_zoo.catalogue.registry import HubFile, WeightEntry, iter_models
 
 STEPS = ("download", "convert", "prove", "evaluate", "mirrors", "publish")
@@ -170,7 +171,7 @@ class Release:
         assert weight.origin_url is not None
         path = self._pdparams(weight)
         if not path.is_file():
-            download(download_url(weight.origin_url), path)
+            download(download_url(weight.origin_url), path, size=weight.data["origin"].get("size"))
         sha256 = file_sha256(path)
         pinned = weight.origin_sha256
         if pinned and sha256 != pinned:
@@ -340,10 +341,7 @@ def apply_update(update_file: str | os.PathLike, catalogue: Path | None = None) 
     from ssld_zoo.errors import CatalogueError
     from ssld_zoo.catalogue.registry import BUILTIN_CATALOGUE, refresh, validate_model
     catalogue = catalogue or BUILTIN_CATALOGUE
-    try:
-        update = json.loads(Path(update_file).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ReleaseError(f"Cannot read the release update {update_file}: {e}.") from None
+    update = read_json(update_file, what="release update")
     if not isinstance(update, dict) or update.get("schema") != UPDATE_SCHEMA or not isinstance(update.get("weights"),
                                                                                               dict):
         raise ReleaseError(f"{update_file} is not a release update (schema {UPDATE_SCHEMA}, as `ssld-zoo release` "

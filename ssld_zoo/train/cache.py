@@ -8,31 +8,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ssld_zoo.errors import SsldZooError
+from ssld_zoo.errors import CacheError, SsldZooError
+from ssld_zoo.reporting import progress_bars
+from ssld_zoo.train.resume import setting_changes
+
+_logger = logging.getLogger(__name__)
 
 
 def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root: str | os.PathLike | None = None,
                 device: str | None = None, progress: bool | None = None) -> Path:
     """Write the soft-label cache of `recipe` (a `Recipe`) to `out` (default: its `cache.dir`), completing an
-    unfinished one there; returns the folder."""
-    import torch
-
-    from ssld_zoo.files import write_text_atomic
+    unfinished one there; returns the folder. One writer at a time owns the folder (`files.run_lock`)."""
+    from ssld_zoo.files import run_lock
     from ssld_zoo.train import soft_labels as fmt
-    from ssld_zoo.train.data import Transform, epoch_order, open_source
-    from ssld_zoo.train.models import build_teacher, normalized
     if recipe.teacher is None:
         raise fmt.CacheError(f"Recipe '{recipe.name}' has no teacher; a soft-label cache needs one.")
     if out is None and recipe.cache.dir is None:
         raise fmt.CacheError(f"Recipe '{recipe.name}' sets no cache.dir; pass --out DIR.")
     folder = Path(out if out is not None else recipe.cache.dir)
+    with run_lock(folder):
+        return _fill(recipe, folder, data_root, device, progress)
+
+
+def _fill(recipe: Any, folder: Path, data_root: str | os.PathLike | None, device: str | None,
+          progress: bool | None) -> Path:
+    """`write_cache`'s work, in a folder it owns."""
+    from ssld_zoo.files import write_text_atomic
+    from ssld_zoo.train import soft_labels as fmt
+    from ssld_zoo.train.data import Transform, epoch_order, open_source
+    from ssld_zoo.train.distributed import pick_device
+    from ssld_zoo.train.models import build_teacher, normalized
     teacher = build_teacher(recipe.teachers, data_root)
     sources = fmt.cache_sources(recipe)
     images = [open_source(s, data_root) for s in sources]
@@ -42,16 +54,16 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
         "transform": fmt.transform_identity(recipe), "seed": recipe.runtime.seed, "views": recipe.cache.views,
         "topk": min(recipe.cache.topk, teacher.num_classes), "num_classes": teacher.num_classes,
         "batch_size": batch, "shard_images": fmt.shard_images(batch), "amp": recipe.runtime.amp,
-        "sources": [{**fmt.source_key(s), "images": len(im), "fingerprint": fmt.images_fingerprint(im)}
+        "sources": [{**fmt.source_key(s), "images": len(im), "fingerprint": im.fingerprint()}
                     for s, im in zip(sources, images)],
         "eval": None if recipe.data.eval is None else fmt.source_key(recipe.data.eval)}
     wrapped = normalized(teacher)
     settings["fill"] = [round(255 * m) for m in wrapped.mean.flatten().tolist()]  # RandAugment's fill colour
     manifest = _start(folder, settings)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = pick_device(device, error=CacheError)
     labeler = _Labeler(recipe, wrapped.to(dev), dev)
     writer = _ShardWriter(folder, manifest)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = progress_bars(_logger, progress)
     transform = Transform(recipe.data.input_size, recipe.data.augment, train=True, fill=tuple(settings["fill"]))
     for part, im in enumerate(images):
         for view in range(manifest["views"]):
@@ -67,8 +79,7 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
                                                       f"source {part + 1}/{len(images)} view {view + 1}/"
                                                       f"{manifest['views']} chunk {chunk + 1}", show))
                 rate = len(indices) / (time.perf_counter() - started)
-                print(f"[ssld_zoo.cache] wrote {folder / name}: {len(indices)} views, {rate:.0f} img/s",
-                      file=sys.stderr, flush=True)
+                _logger.info("wrote %s: %d views, %.0f img/s", folder / name, len(indices), rate)
     if recipe.data.eval is not None and not writer.finished(fmt.EVAL_FILE):
         eval_set = open_source(recipe.data.eval, data_root)
         eval_transform = Transform(recipe.data.input_size, recipe.data.augment, train=False)
@@ -81,12 +92,12 @@ def write_cache(recipe: Any, out: str | os.PathLike | None = None, *, data_root:
 
 def _start(folder: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """A new manifest, or the unfinished one in `folder` when it was started with the same settings."""
-    from ssld_zoo.train.soft_labels import MANIFEST, CacheError, read_manifest
+    from ssld_zoo.train.soft_labels import MANIFEST, read_manifest
     if not (folder / MANIFEST).exists():
         folder.mkdir(parents=True, exist_ok=True)
         return {**settings, "complete": False, "files": {}}
     old = read_manifest(folder)
-    changed = sorted(k for k in settings if old.get(k) != settings[k])
+    changed = setting_changes(old, settings, may_change=("complete", "files"))
     if changed:
         raise CacheError(f"{folder} already holds a soft-label cache made with other settings (different "
                          f"{', '.join(changed)}); choose another --out, or delete that folder to rebuild it.")
@@ -107,16 +118,11 @@ class _ShardWriter:
     def save(self, name: str, tensors: dict[str, Any], **summary: Any) -> None:
         from safetensors.numpy import save_file
 
-        from ssld_zoo.files import file_sha256, publish, temporary_path, write_text_atomic
+        from ssld_zoo.files import atomic_path, file_sha256, write_text_atomic
         from ssld_zoo.train.soft_labels import MANIFEST
         path = self.folder / name
-        tmp = temporary_path(path)
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, str(tmp))
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        publish(tmp, path)
         self.manifest["files"][name] = {"sha256": file_sha256(path), "images": int(len(tensors["index"])), **summary}
         write_text_atomic(self.folder / MANIFEST, json.dumps(self.manifest, indent=1) + "\n")
 
@@ -134,11 +140,10 @@ class _ViewsOf:
         from ssld_zoo.train.data import DECODE_ERRORS, View, sample_seed
         i, words = key
         try:
-            im = self.images.image(i)
+            view, pixels = self.transform.view(self.images.encoded(i), sample_seed(words, i))
         except DECODE_ERRORS:
             return i, None, [-1] * View.FIELDS
-        view = self.transform.draw(*im.size, sample_seed(words, i))
-        return i, self.transform.apply(im, view), view.as_row()
+        return i, pixels, view.as_row()
 
 
 def _collate(items: list[tuple[int, Any, list[int]]]) -> list[tuple[int, Any, list[int]]]:
@@ -261,7 +266,9 @@ def run(args: argparse.Namespace) -> Path:
         folder = Path(where)
         print(f"{folder}: complete, {len(manifest['files'])} files verified for teacher {recipe.teacher_names}")
         return folder
-    folder = write_cache(recipe, args.out, data_root=args.data, device=args.device)
+    from ssld_zoo.console import command_line, resumable
+    with resumable(command_line):  # the same command again keeps every finished shard
+        folder = write_cache(recipe, args.out, data_root=args.data, device=args.device)
     from ssld_zoo.train.soft_labels import read_manifest
     manifest = read_manifest(folder)
     images = sum(s["images"] for s in manifest["sources"])

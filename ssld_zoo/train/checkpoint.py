@@ -1,4 +1,4 @@
-"""The run's checkpoint: written atomically (temporary file + `os.replace`), read with `torch.load(weights_only=True)`.
+"""The run's checkpoint: written atomically (`ssld_zoo.files.atomic_path`), read with `torch.load(weights_only=True)`.
 
 A copy taken at the end of each stage but the last (`stage_end_file`) stays beside it, so another recipe with the same
 earlier stages can start from there (`train(..., start_from=...)`).
@@ -9,6 +9,7 @@ eval predictions, and the RNG states of torch, numpy and Python.
 """
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 
 from ssld_zoo.errors import CheckpointError
 from ssld_zoo.files import atomic_path
+from ssld_zoo.reading import open_regular
 
 FORMAT = 1
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -70,10 +72,13 @@ def save(path: Path, payload: dict[str, Any]) -> None:
 
 def load(path: Path) -> dict[str, Any]:
     """Read a checkpoint written by `save` (weights_only, onto the CPU)."""
+    if not os.path.lexists(path):
+        raise CheckpointError(f"There is no checkpoint to resume at {path}; start the run without --resume.")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"There is no checkpoint to resume at {path}; start the run without --resume.") from None
+        with open_regular(path, what="checkpoint", error=CheckpointError) as f:  # a FIFO is refused, not waited on
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as e:  # a truncated or foreign file
         reason = str(e).splitlines()[0].split(". ")[0].rstrip(".") if str(e).strip() else type(e).__name__
         raise CheckpointError(f"Cannot read checkpoint {path}: {reason}. It is damaged or not a checkpoint; delete "

@@ -31,15 +31,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Path:
-    """Train as `args` say; print and return the folder of the trained student."""
+    """Train as `args` say; print and return the folder of the trained student. Interrupted after its first
+    checkpoint, the command says how to resume."""
+    from ssld_zoo.console import resumable
     from ssld_zoo.train.engine import train
     from ssld_zoo.train.recipe import load_recipe
     recipe = load_recipe(args.recipe, args.overrides)
-    folder = train(recipe, args.out or Path("runs") / recipe.name, resume=args.resume,
-                   start_from=args.start_from, data_root=args.data, device=args.device)
+    out = args.out or Path("runs") / recipe.name
+    with resumable(lambda: resume_command(args, out)):
+        folder = train(recipe, out, resume=args.resume, start_from=args.start_from, data_root=args.data,
+                       device=args.device)
     if os.environ.get("RANK", "0") == "0":  # one line from torchrun's processes
         print(folder)
     return folder
+
+
+def resume_command(args: argparse.Namespace, out: Path) -> str | None:
+    """The command that resumes this run from `out`'s checkpoint; None while there is none."""
+    from ssld_zoo.console import command_line
+    from ssld_zoo.train.checkpoint import CHECKPOINT_FILE
+    if not (out / CHECKPOINT_FILE).is_file():
+        return None
+    options = [*(["--data", str(args.data)] if args.data else []), *(["--device", args.device] if args.device else [])]
+    return command_line([str(args.recipe), *args.overrides, "--out", str(out), "--resume", *options])
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m ssld_zoo.train") -> int:

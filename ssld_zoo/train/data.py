@@ -9,6 +9,7 @@ Every sample's augmentation is seeded from (seed, stage, epoch, index), and ever
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -25,7 +26,10 @@ import torch
 from PIL import Image
 
 from ssld_zoo.errors import DataError
+from ssld_zoo.reading import MAX_IMAGE_BYTES, MAX_LIST_BYTES, open_regular, read_bytes, read_text, shorten, walk_files
 from ssld_zoo.data.cifar import SPLIT_SIZES
+from ssld_zoo.data.pixels import (RESAMPLE, ImageTransform, decode, eval_pixels, open_image, resize_box, rgb, to_image,
+                                  to_tensor)
 from ssld_zoo.data.subsets import subset_indices
 from ssld_zoo.train.losses import IGNORE_LABEL
 from ssld_zoo.train.recipe import Augment, DataSource, expand_env
@@ -33,8 +37,6 @@ from ssld_zoo.train.recipe import Augment, DataSource, expand_env
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 _CIFAR_ENTRY = re.compile(r"^cifar10:(train|test)/(\d+)$")
-RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
-             "nearest": Image.Resampling.NEAREST}
 SeedWords = tuple[int, int, int]  # (seed, stage, epoch)
 Key = tuple[int, "SeedWords | None"]  # (sample index, seed words; None for evaluation)
 
@@ -53,7 +55,24 @@ class Images(ABC):
 
     @abstractmethod
     def encoded(self, i: int) -> bytes:
-        """Image `i` as stored (JPEG, PNG, ... bytes), for transforms that decode by themselves."""
+        """Image `i` as stored (JPEG, PNG, ... bytes): what transforms take (`pixels.ImageTransform`)."""
+
+    @abstractmethod
+    def entry(self, i: int) -> str:
+        """Image `i` as a list file names it: its absolute path, or `cifar10:SPLIT/INDEX` for a CIFAR-10 pack image."""
+
+    def fingerprint(self) -> str:
+        """sha256 of which images these are, in order: the soft-label cache and `mine --resume` check that a source
+        still holds what it held. Cache manifests and mining states record it, so changing what it hashes needs a new
+        version of both formats."""
+        digest = hashlib.sha256()
+        for chunk in self._identity():
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    @abstractmethod
+    def _identity(self) -> Iterator[bytes]:
+        """What `fingerprint` hashes."""
 
 
 class Files(Images):
@@ -64,11 +83,16 @@ class Files(Images):
         self.labels = np.asarray(labels, dtype=np.int64)
 
     def image(self, i: int) -> Image.Image:
-        with Image.open(self.paths[i]) as im:
-            return im.convert("RGB")
+        return _image_file(self.paths[i])
 
     def encoded(self, i: int) -> bytes:
-        return Path(self.paths[i]).read_bytes()
+        return _image_bytes(self.paths[i])
+
+    def entry(self, i: int) -> str:
+        return os.path.abspath(self.paths[i])
+
+    def _identity(self) -> Iterator[bytes]:
+        return (f"{path}\n".encode() for path in self.paths)
 
 
 class Cifar(Images):
@@ -85,6 +109,12 @@ class Cifar(Images):
     def encoded(self, i: int) -> bytes:
         return self.pack.jpeg(i)
 
+    def entry(self, i: int) -> str:
+        return f"cifar10:{self.pack.split}/{i}"
+
+    def _identity(self) -> Iterator[bytes]:
+        yield f"cifar10:{self.pack.split}:{len(self.pack)}".encode()
+
 
 class Listed(Images):
     """The images of a list file: files on disk, or CIFAR-10 pack images written `cifar10:SPLIT/INDEX`."""
@@ -98,17 +128,23 @@ class Listed(Images):
     def image(self, i: int) -> Image.Image:
         entry = self.entries[i]
         if isinstance(entry, str):
-            with Image.open(entry) as im:
-                return im.convert("RGB")
+            return _image_file(entry)
         split, index = entry
         return self._pack(split).image(index)
 
     def encoded(self, i: int) -> bytes:
         entry = self.entries[i]
         if isinstance(entry, str):
-            return Path(entry).read_bytes()
+            return _image_bytes(entry)
         split, index = entry
         return self._pack(split).jpeg(index)
+
+    def entry(self, i: int) -> str:
+        item = self.entries[i]
+        return os.path.abspath(item) if isinstance(item, str) else f"cifar10:{item[0]}/{item[1]}"
+
+    def _identity(self) -> Iterator[bytes]:
+        return (f"{item}\n".encode() for item in self.entries)  # a pack image as its tuple: ('train', 7)
 
     def _pack(self, split: str) -> Any:
         if split not in self._packs:
@@ -130,25 +166,92 @@ class Selection(Images):
     def encoded(self, i: int) -> bytes:
         return self.base.encoded(int(self.indices[i]))
 
+    def entry(self, i: int) -> str:
+        return self.base.entry(int(self.indices[i]))
 
-def image_files(folder: Path) -> list[Path]:
-    """Every image file under `folder`, sorted. A sub-folder that cannot be read is an error, not a silent gap in the
-    data (`Path.rglob` would skip it)."""
-    def refuse(error: OSError) -> None:
-        raise DataError(f"Cannot read the folder {error.filename} ({error.strerror or error}): its images would be "
-                        "left out. Fix its permissions, or move it out of the data folder.", path=str(error.filename))
+    def _identity(self) -> Iterator[bytes]:
+        yield self.indices.astype("<i8").tobytes()
+        yield from self.base._identity()
 
+
+class Shards(Images):
+    """The samples of WebDataset tar shards (`ssld_zoo.data.shards`; URLs fetched once into the cache), read in
+    place by offset."""
+
+    def __init__(self, location: str) -> None:
+        from ssld_zoo.data.shards import local_shard, members, shard_list
+        from ssld_zoo.weights.resolve import cache_root
+        self.location = location
+        self.paths = [os.fspath(local_shard(s, cache_root() / "shards")) for s in shard_list(location)]
+        rows = [(n, m.offset, m.size, m.label) for n, path in enumerate(self.paths) for m in members(Path(path))]
+        table = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+        self.shard, self.offsets, self.sizes, self.labels = table.T.copy()
+        self._fds: dict[int, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # each DataLoader worker opens the shards itself
+        return {**self.__dict__, "_fds": {}}
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_fds", {}).values():
+            os.close(fd)
+
+    def encoded(self, i: int) -> bytes:
+        n = int(self.shard[i])
+        if n not in self._fds:
+            self._fds[n] = os.open(self.paths[n], os.O_RDONLY)
+        return os.pread(self._fds[n], int(self.sizes[i]), int(self.offsets[i]))
+
+    def image(self, i: int) -> Image.Image:
+        return rgb(open_image(self.encoded(i)))
+
+    def entry(self, i: int) -> str:
+        raise DataError(f"Sample {i} of shards '{self.location}' has no list-file entry: a list file names image "
+                        "files and CIFAR-10 pack images only.")
+
+    def _identity(self) -> Iterator[bytes]:
+        yield f"shards:{self.location}\n".encode()
+        yield np.stack([self.shard, self.offsets, self.sizes]).astype("<i8").tobytes()
+
+
+def _image_file(path: str) -> Image.Image:
+    """The image file at `path` decoded to RGB; anything but a regular file is refused at once (never waited on)."""
+    with open_regular(path, what="image", error=DataError) as f, Image.open(f) as im:
+        return im.convert("RGB")
+
+
+def _image_bytes(path: str) -> bytes:
+    return read_bytes(path, what="image", max_bytes=MAX_IMAGE_BYTES, error=DataError)
+
+
+def image_files(folder: Path, visited: set[tuple[int, int]] | None = None) -> list[Path]:
+    """Every image file under `folder`, sorted. Each sub-folder is read once however many links lead to it (a link
+    back up is skipped, not followed), and one that cannot be read is an error, not a silent gap in the data.
+    `visited` is shared by the walks of one data source (`ssld_zoo.reading.walk_files`)."""
+    return list(walk_files(folder, suffixes=IMAGE_SUFFIXES, visited=visited, what="data folder", error=DataError))
+
+
+def class_images(root: Path, classes: Sequence[Path]) -> list[list[Path]]:
+    """The image files of each class folder of `root`. `root` and every class folder count as walked from the start,
+    so a link back to `root` or into another class is skipped: no image is read twice or under another class."""
+    def key(folder: Path) -> tuple[int, int]:
+        info = folder.stat()
+        return info.st_dev, info.st_ino
+
+    keys = [key(folder) for folder in classes]
+    visited, started = {key(root), *keys}, set()
     found = []
-    for top, _, names in os.walk(folder, onerror=refuse, followlinks=True):
-        found += [Path(top, name) for name in names if Path(name).suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(p for p in found if p.is_file())
+    for folder, own in zip(classes, keys):
+        if own not in started:  # a second name for a class folder already walked stays skipped
+            visited.discard(own)
+            started.add(own)
+        found.append(image_files(folder, visited))
+    return found
 
 
 def _image_folder(root: Path) -> Files:
     classes = sorted(p for p in root.iterdir() if p.is_dir())
     paths, labels = [], []
-    for label, folder in enumerate(classes):
-        files = image_files(folder)
+    for label, files in enumerate(class_images(root, classes)):
         paths += files
         labels += [label] * len(files)
     return Files(paths, labels)
@@ -157,11 +260,8 @@ def _image_folder(root: Path) -> Files:
 def _list_file(path: Path, data_root: str | os.PathLike | None) -> Listed:
     entries: list[str | tuple[str, int]] = []
     labels = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not a UTF-8 text file (byte {e.start}: {e.reason}); a list file holds one image "
-                        "path per line, optionally followed by a label.") from None
+    text = read_text(path, what="list file (one image path per line, optionally followed by a label)",
+                     max_bytes=MAX_LIST_BYTES, error=DataError)
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -169,13 +269,15 @@ def _list_file(path: Path, data_root: str | os.PathLike | None) -> Listed:
         parts = line.rsplit(maxsplit=1)
         label = IGNORE_LABEL
         if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            if len(parts[1]) > 18:
+                raise DataError(f"{path}:{number}: label {shorten(parts[1])} is too large for a class index.")
             line, label = parts[0], int(parts[1])
             if label < 0:
                 raise DataError(f"{path}:{number}: label {label} is negative; leave it out for an unlabeled image.")
         packed = _CIFAR_ENTRY.match(line)
         if packed:
-            if int(packed[2]) >= SPLIT_SIZES[packed[1]]:
-                raise DataError(f"{path}:{number}: {line} is out of range; CIFAR-10 {packed[1]} has "
+            if len(packed[2]) > 9 or int(packed[2]) >= SPLIT_SIZES[packed[1]]:
+                raise DataError(f"{path}:{number}: {shorten(line)} is out of range; CIFAR-10 {packed[1]} has "
                                 f"{SPLIT_SIZES[packed[1]]} images.")
             entries.append((packed[1], int(packed[2])))
         else:
@@ -189,6 +291,8 @@ def open_source(source: DataSource, data_root: str | os.PathLike | None = None) 
     kind, where = source.kind, source.source
     if kind == "cifar10":
         images: Images = Cifar(source.location, data_root)
+    elif kind == "shards":
+        images = Shards(expand_env(source.location))
     else:
         path = Path(expand_env(source.location)).expanduser()
         if not path.exists():
@@ -224,19 +328,6 @@ def _seeded_global_rngs(seed: int) -> Iterator[None]:
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
-
-
-def _resize_center_crop(im: Image.Image, size: int, crop_pct: float, resample: int) -> Image.Image:
-    scale = math.floor(size / crop_pct)
-    w, h = im.size
-    if min(w, h) != scale:
-        ratio = scale / min(w, h)
-        im = im.resize((max(scale, round(w * ratio)), max(scale, round(h * ratio))), resample)
-        w, h = im.size
-    if (w, h) == (size, size):
-        return im
-    left, top = (w - size) // 2, (h - size) // 2
-    return im.crop((left, top, left + size, top + size))
 
 
 def _random_resized_box(width: int, height: int, scale: tuple[float, float],
@@ -278,19 +369,19 @@ class View:
 
 
 class Transform:
-    """The recipe's train augmentation (when `train`) or its eval preprocessing, as PIL image -> uint8 CHW tensor.
+    """The recipe's train augmentation (when `train`) or its eval preprocessing: encoded image bytes -> uint8 CHW
+    tensor (`pixels.ImageTransform`; the pixel paths are `ssld_zoo.data.pixels`'s).
 
     A train view is drawn from a seed (`draw`) and then applied (`apply`), so a view can be stored and replayed."""
 
     def __init__(self, size: int, augment: Augment, *, train: bool, fill: tuple[int, int, int] = (128, 128, 128)):
         self.size, self.augment, self.train = size, augment, train
-        self.resample = RESAMPLE[augment.interpolation]
         self.rand_augment = None
         if train and augment.auto_augment:
             from timm.data.auto_augment import rand_augment_transform
             self.rand_augment = rand_augment_transform(
                 augment.auto_augment, dict(translate_const=int(size * 0.45), img_mean=fill,
-                                           interpolation=self.resample))
+                                           interpolation=RESAMPLE[augment.interpolation]))
 
     def draw(self, width: int, height: int, seed: int) -> View:
         """The random choices of the train view seeded by `seed` for an image of `width` x `height`."""
@@ -300,34 +391,40 @@ class Transform:
         flip = a.hflip and rng.random() < 0.5
         return View(box, pad, flip, rng.getrandbits(63) if self.rand_augment is not None else None)
 
-    def apply(self, im: Image.Image, view: View) -> torch.Tensor:
-        """The pixels of train view `view` of `im`."""
+    def apply(self, data: bytes, view: View) -> torch.Tensor:
+        """The pixels of train view `view` of the encoded image `data`."""
+        return self._apply(decode(data), view)
+
+    def view(self, data: bytes, seed: int) -> tuple[View, torch.Tensor]:
+        """The train view seeded by `seed` of the encoded image `data`, and its pixels."""
+        pixels = decode(data)
+        view = self.draw(pixels.shape[2], pixels.shape[1], seed)
+        return view, self._apply(pixels, view)
+
+    def _apply(self, pixels: torch.Tensor, view: View) -> torch.Tensor:
         if view.box is not None:
-            x, y, w, h = view.box
-            im = im.resize((self.size, self.size), self.resample, box=(x, y, x + w, y + h))
+            out = resize_box(pixels, view.box, self.size, self.augment.interpolation)
         else:
-            im = _resize_center_crop(im, self.size, 1.0, self.resample)
+            out = eval_pixels(to_image(pixels), self.size, 1.0, self.augment.interpolation)
         if self.augment.pad_crop:
             p, (x, y) = self.augment.pad_crop, view.pad_offset
-            padded = Image.new("RGB", (self.size + 2 * p, self.size + 2 * p))
-            padded.paste(im, (p, p))
-            im = padded.crop((x, y, x + self.size, y + self.size))
+            out = torch.nn.functional.pad(out, (p, p, p, p))[:, y:y + self.size, x:x + self.size]
         if view.flip:
-            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            out = out.flip(-1)
         if self.rand_augment is not None and view.augment_seed is not None:
             with _seeded_global_rngs(view.augment_seed):
-                im = self.rand_augment(im)
-        return _to_tensor(im)
+                out = to_tensor(self.rand_augment(to_image(out)))
+        return out.contiguous()
 
-    def __call__(self, im: Image.Image, seed: int | None) -> torch.Tensor:
+    def eval_view(self, im: Image.Image) -> torch.Tensor:
+        """The eval pixels of an image already decoded to RGB (mining hashes the same decode)."""
+        return eval_pixels(im, self.size, self.augment.eval_crop_pct, self.augment.interpolation)
+
+    def __call__(self, data: bytes, seed: int | None) -> torch.Tensor:
         if not self.train:
-            return _to_tensor(_resize_center_crop(im, self.size, self.augment.eval_crop_pct, self.resample))
+            return self.eval_view(to_image(decode(data)))
         assert seed is not None, "a training transform draws its view from a seed"
-        return self.apply(im, self.draw(*im.size, seed))
-
-
-def _to_tensor(im: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+        return self.view(data, seed)[1]
 
 
 def epoch_order(words: SeedWords, n: int) -> np.ndarray:
@@ -343,7 +440,7 @@ def sample_seed(words: SeedWords, index: int) -> int:
 class ImageDataset(torch.utils.data.Dataset):
     """Several sources as one indexed dataset; `dataset[(index, seed_words)]` -> `(index, image or None, label)`."""
 
-    def __init__(self, sources: Sequence[Images], transform: Transform) -> None:
+    def __init__(self, sources: Sequence[Images], transform: ImageTransform) -> None:
         self.sources, self.transform = list(sources), transform
         self.starts = np.cumsum([0] + [len(s) for s in self.sources])
         self.labels = np.concatenate([s.labels for s in self.sources])
@@ -360,12 +457,11 @@ class ImageDataset(torch.utils.data.Dataset):
         index, words = key
         which, local = self.locate(index)
         label = int(self.labels[index])
-        decode = getattr(self.transform, "decode", None)  # a transform that decodes the stored bytes by itself
         try:
-            im = decode(self.sources[which].encoded(local)) if decode else self.sources[which].image(local)
+            return index, self.transform(self.sources[which].encoded(local),
+                                         None if words is None else sample_seed(words, index)), label
         except DECODE_ERRORS:
             return index, None, label
-        return index, self.transform(im, None if words is None else sample_seed(words, index)), label
 
 
 @dataclass
@@ -430,10 +526,11 @@ class TrainBatches:
 
 
 class EvalBatches:
-    """This rank's share (every `world`-th image) of an evaluation set, in batches, unshuffled."""
+    """This rank's share (every `world`-th image) of an evaluation set, in batches, unshuffled; from image `start` on
+    (a pass picked up again), with no list of all indices held."""
 
-    def __init__(self, n: int, batch: int, *, rank: int = 0, world: int = 1) -> None:
-        self.indices = list(range(rank, n, world))
+    def __init__(self, n: int, batch: int, *, rank: int = 0, world: int = 1, start: int = 0) -> None:
+        self.indices = range(start + rank, n, world)
         self.batch = batch
 
     def __len__(self) -> int:

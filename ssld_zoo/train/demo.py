@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -34,6 +35,7 @@ RESULT_FILE = "demo.json"
 PROMISED_MINUTES = 10  # the README's promise for the defaults on the 2-core project machine (docs/training.md)
 CLASSES = 10
 TRAIN_PER_CLASS = 5000
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,9 @@ def run(args: argparse.Namespace) -> list[Row]:
                         eval_per_class=args.eval_per_class, curve_per_class=args.curve_per_class,
                         eval_every=args.eval_every, labeled_only_ssld=args.with_labeled_only)
     started = time.perf_counter()
-    rows, plot = run_demo(args.out, settings, data_root=args.data)
+    from ssld_zoo.console import command_line, resumable
+    with resumable(command_line):  # the same command again reuses finished students and resumes the others
+        rows, plot = run_demo(args.out, settings, data_root=args.data)
     seconds = time.perf_counter() - started
     print(format_table(rows, settings, seconds, plot))
     return rows
@@ -166,13 +170,23 @@ def student_recipes(settings: Settings) -> list[tuple[str, Any, str, int]]:
 
 
 def run_demo(out: Path, settings: Settings, *, data_root: Path | None) -> tuple[list[Row], Path | None]:
-    """Train the students in `out`, reload and evaluate them and the teacher; the rows and the plot's path."""
+    """Train the students in `out`, reload and evaluate them and the teacher; the rows and the plot's path. One demo
+    at a time owns `out` (`files.run_lock`)."""
     settings.check()
-    from ssld_zoo.models.factory import create
     from ssld_zoo.data.cifar import load_cifar10
-    from ssld_zoo.train.engine import train
+    from ssld_zoo.files import run_lock
 
     test = load_cifar10("test", data_root)  # fails first, with one clear message, when the data is missing
+    with run_lock(out):
+        return _train_and_compare(out, settings, test, data_root)
+
+
+def _train_and_compare(out: Path, settings: Settings, test: Any,
+                       data_root: Path | None) -> tuple[list[Row], Path | None]:
+    """`run_demo`'s work, in a folder it owns."""
+    from ssld_zoo.models.factory import create
+    from ssld_zoo.train.engine import train
+
     _warn_if_busy()
     recipes = student_recipes(settings)
     index = test.indices(f"per_class:{settings.eval_per_class}")
@@ -184,8 +198,8 @@ def run_demo(out: Path, settings: Settings, *, data_root: Path | None) -> tuple[
                 accuracy(teacher_pred, labels), None, time.perf_counter() - start, "")]
     runs, started = [], time.perf_counter()
     for i, (_file, recipe, trained_on, labels_used) in enumerate(recipes):
-        print(f"[ssld-zoo demo] student {i + 1}/{len(recipes)}: {recipe.name} ({trained_on}, {settings.steps} steps "
-              f"of {settings.batch_size}); {(time.perf_counter() - started) / 60:.1f} min so far", flush=True)
+        _logger.info("student %d/%d: %s (%s, %d steps of %d); %.1f min so far", i + 1, len(recipes), recipe.name,
+                     trained_on, settings.steps, settings.batch_size, (time.perf_counter() - started) / 60)
         run_dir = out / recipe.name
         start = time.perf_counter()
         folder = run_dir / recipe.name
@@ -212,17 +226,18 @@ def _warn_if_busy() -> None:
     except OSError:  # not available on this platform
         return
     if load > 0.5 * cores:
-        print(f"[ssld-zoo demo] warning: this machine is busy (load {load:.1f} on {cores} cores); the demo will take "
-              f"longer than the {PROMISED_MINUTES} minutes measured on an idle 2-core machine.", flush=True)
+        _logger.warning("this machine is busy (load %.1f on %d cores); the demo will take longer than the %d minutes "
+                        "measured on an idle 2-core machine.", load, cores, PROMISED_MINUTES)
 
 
 def _check_same_run(run_dir: Path, recipe: Any) -> None:
     """A half-finished run in `run_dir` must be this recipe's, else it cannot be resumed."""
-    import yaml
+    from ssld_zoo.reading import read_text
     from ssld_zoo.train.engine import RECIPE_FILE, recipe_changes
+    from ssld_zoo.train.recipe import saved_recipe
     saved = run_dir / RECIPE_FILE
     if (run_dir / "checkpoint.pt").is_file() and saved.is_file():
-        changes = recipe_changes(yaml.safe_load(saved.read_text()), recipe.raw)
+        changes = recipe_changes(saved_recipe(read_text(saved, what="saved recipe"), str(saved)), recipe.raw)
         if changes:
             raise SsldZooError(f"{run_dir} holds an unfinished demo run with other settings ({', '.join(changes[:3])}"
                                f"); delete it or choose another --out.")
@@ -257,11 +272,13 @@ def curve(run_dir: Path) -> tuple[list[int], list[float]]:
 
 
 def plot_curves(path: Path, runs: Sequence[Path], rows: Sequence[Row], settings: Settings) -> Path | None:
-    """One PNG: every student's top-1 against training images seen, the teacher as a line; None without
-    matplotlib."""
+    """One PNG: every student's top-1 against training images seen, the teacher as a line; None, said in one
+    warning, without matplotlib."""
     try:
         import matplotlib
     except ImportError:
+        _logger.warning("matplotlib is not installed, so no %s; `pip install matplotlib` (the package's demo extra) "
+                        "draws it.", path)
         return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -280,16 +297,12 @@ def plot_curves(path: Path, runs: Sequence[Path], rows: Sequence[Row], settings:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    from ssld_zoo.files import publish, temporary_path
-    tmp = temporary_path(path)
+    from ssld_zoo.files import atomic_path
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(fig)
-    publish(tmp, path)
     return path
 
 

@@ -1,13 +1,15 @@
 """One process or one of `torchrun`'s: rank, world size and device from the torchrun environment variables."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 from ssld_zoo.errors import SsldZooError
+from ssld_zoo.settings import env_number
+
+MAX_PROCESSES = 1 << 16  # torchrun's WORLD_SIZE beyond this is a mistake, not a cluster
 
 
 @dataclass(frozen=True)
@@ -36,22 +38,33 @@ class Context:
 def setup(device: str | None = None) -> Context:
     """Read RANK / WORLD_SIZE / LOCAL_RANK (set by torchrun), pick the device, join the process group (gloo on CPU,
     nccl on CUDA) when there is more than one process."""
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    kind = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if kind not in ("cpu", "cuda"):
-        raise SsldZooError(f"device must be cpu or cuda, not {kind!r}.")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise SsldZooError("device cuda was asked for, but torch sees no CUDA device; use --device cpu.")
+    world = env_number("WORLD_SIZE", 1, minimum=1, maximum=MAX_PROCESSES, integer=True)
+    rank = env_number("RANK", 0, minimum=0, maximum=world - 1, integer=True)
+    local_rank = env_number("LOCAL_RANK", 0, minimum=0, maximum=MAX_PROCESSES - 1, integer=True)
+    if device not in (None, "cpu", "cuda"):  # each process takes its LOCAL_RANK's GPU, so no index is given
+        raise SsldZooError(f"device must be cpu or cuda, not {device!r}.")
+    chosen = pick_device(device)
+    if chosen.type == "cuda":
         chosen = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(chosen)
-    else:
-        chosen = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if kind == "cuda" else "gloo", rank=rank, world_size=world,
-                                device_id=chosen if kind == "cuda" else None)
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo", rank=rank, world_size=world,
+                                device_id=chosen if chosen.type == "cuda" else None)
     return Context(rank, world, local_rank, chosen)
+
+
+def pick_device(device: str | None = None, *, error: type[SsldZooError] = SsldZooError) -> torch.device:
+    """The torch device `device` names (cpu, cuda, cuda:1, ...), or when None cuda where torch sees one and cpu
+    elsewhere. A name torch does not know, or cuda where there is none, raises `error`."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise error(f"--device '{device}' is not a torch device (cpu, cuda, cuda:1, ...).") from e
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise error(f"--device {device}: torch sees no CUDA device here; use --device cpu.")
+    return chosen
 
 
 def teardown(context: Context) -> None:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +31,8 @@ import yaml
 from torch import nn
 
 from ssld_zoo.errors import TrainingDivergedError, RunSetupError
-from ssld_zoo.files import file_sha256, write_text_atomic
+from ssld_zoo.files import file_sha256, run_lock, write_text_atomic
+from ssld_zoo.reporting import progress_bars
 from ssld_zoo.train import checkpoint, distributed
 from ssld_zoo.train.checkpoint import CHECKPOINT_FILE, CheckpointError, Position, stage_end_file
 from ssld_zoo.train.evaluation import Scores, score
@@ -41,16 +42,14 @@ from ssld_zoo.train.export import check_output_name, export
 from ssld_zoo.train.losses import IGNORE_LABEL, complete_topk, counted, get_loss, reduce
 from ssld_zoo.train.models import build_pair, freeze_teacher, normalized, num_classes
 from ssld_zoo.train.optim import learning_rate, make_optimizer
-from ssld_zoo.train.recipe import Recipe, load_recipe
+from ssld_zoo.train.recipe import Recipe, load_recipe, saved_recipe
+from ssld_zoo.train.resume import setting_changes
 
 METRICS_FILE = "metrics.jsonl"
 RECIPE_FILE = "recipe.yaml"
 RESUMABLE_CHANGES = ("runtime.workers", "runtime.log_every", "runtime.checkpoint_every")
 _DESCRIPTIVE = ("name", "description", "reference")
-
-
-
-
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -130,18 +129,20 @@ def train(recipe: Recipe | str | os.PathLike, run_dir: str | os.PathLike, *, res
         if not Path(start_from).is_file():
             raise CheckpointError(f"--start-from {start_from}: there is no such checkpoint file. A run keeps one at "
                                   "the end of every stage but the last, as RUN_DIR/checkpoint.<stage name>.pt.")
-    if (run_dir / CHECKPOINT_FILE).exists() != resume:
-        if resume:
-            raise CheckpointError(f"There is no checkpoint to resume at {run_dir / CHECKPOINT_FILE}; start the run "
-                                  "without --resume.")
-        raise RunSetupError(f"{run_dir} already holds a run ({CHECKPOINT_FILE}). Pass --resume to continue it, or "
-                          "choose another --out.")
-    context = distributed.setup(device)
-    try:
-        origin = None if start_from is None else Path(start_from)
-        return Trainer(recipe, run_dir, context, data_root).run(resume, origin)
-    finally:
-        distributed.teardown(context)
+    # one run at a time owns the folder; under torchrun, rank 0 holds it for all (torchrun ends the others if it fails)
+    with run_lock(run_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
+        if (run_dir / CHECKPOINT_FILE).exists() != resume:
+            if resume:
+                raise CheckpointError(f"There is no checkpoint to resume at {run_dir / CHECKPOINT_FILE}; start the "
+                                      "run without --resume.")
+            raise RunSetupError(f"{run_dir} already holds a run ({CHECKPOINT_FILE}). Pass --resume to continue it, "
+                                "or choose another --out.")
+        context = distributed.setup(device)
+        try:
+            origin = None if start_from is None else Path(start_from)
+            return Trainer(recipe, run_dir, context, data_root).run(resume, origin)
+        finally:
+            distributed.teardown(context)
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -154,8 +155,7 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def recipe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Dotted keys whose values differ between two recipes, apart from the ones a resume may change."""
-    a, b = _flatten(old), _flatten(new)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
+    return setting_changes(_flatten(old), _flatten(new), may_change=RESUMABLE_CHANGES)
 
 
 def shared_stage_changes(old: dict[str, Any], new: dict[str, Any], stages: int, label_free: bool) -> list[str]:
@@ -255,7 +255,7 @@ class Trainer:
 
     def _take_over(self, saved: dict[str, Any], path: Path) -> None:
         """Start at the stage where another run's stage-end checkpoint stands, with its student, history and RNG."""
-        stages, at, old = self.recipe.stages, Position(**saved["position"]), yaml.safe_load(saved["recipe"])
+        stages, at, old = self.recipe.stages, Position(**saved["position"]), saved_recipe(saved["recipe"], str(path))
         if at.step or at.epoch or not 0 < at.stage < len(stages):
             where = ("the end of its whole run" if at.stage >= len(old["stages"])
                      else f"stage {at.stage + 1}, epoch {at.epoch + 1}, step {at.step}")
@@ -278,7 +278,8 @@ class Trainer:
                   f"'{old.get('name')}'")
 
     def _restore(self, saved: dict[str, Any]) -> None:
-        changed = recipe_changes(yaml.safe_load(saved["recipe"]), yaml.safe_load(self.recipe_yaml))
+        changed = recipe_changes(saved_recipe(saved["recipe"], str(self.checkpoint_path)),
+                                 yaml.safe_load(self.recipe_yaml))
         if changed:
             raise CheckpointError(f"{self.checkpoint_path} was written by a different recipe ({', '.join(changed[:3])} "
                                   "differ). Resume with the same recipe and overrides, or start a new run in another "
@@ -541,7 +542,7 @@ class Trainer:
 
     def _log(self, message: str) -> None:
         if self.ctx.main:
-            print(f"[ssld_zoo.train] {message}", file=sys.stderr, flush=True)
+            _logger.info(message)
 
     def _run_steps(self) -> int:
         """Optimizer steps of the whole run, over every stage."""
@@ -551,12 +552,12 @@ class Trainer:
 
     @contextlib.contextmanager
     def _progress(self, total: int) -> Iterator[Any]:
-        """`update(label, step, steps, totals)` after each step: one tqdm bar for the whole run on a terminal (rank
-        0), else a log line every `log_every` steps; the ETA is the whole run's."""
+        """`update(label, step, steps, totals)` after each step: one tqdm bar for the whole run where bars are on
+        (rank 0, `reporting.progress_bars`), else a log record every `log_every` steps; the ETA is the whole run's."""
         from tqdm import tqdm
         every = self.recipe.runtime.log_every
         bar = tqdm(total=total, initial=self.position.global_step, unit="step", dynamic_ncols=True,
-                   disable=not (self.ctx.main and sys.stderr.isatty()))
+                   disable=not (self.ctx.main and progress_bars(_logger)))
         started, first = time.perf_counter(), self.position.global_step
 
         def update(label: str, step: int, steps: int, totals: Totals) -> None:

@@ -19,16 +19,12 @@ import timm
 import torch
 from torch import nn
 
-from ssld_zoo.errors import InvalidWeightsError, ModelBuildError, UnknownModelError
-from ssld_zoo.weights.sources import (FolderSource, HubSource, cfg_from_config, hub_config, parse_source,
-                                      read_folder_config, use_folder)
-from ssld_zoo.models.checks import check_finite, shapes_of, state_mismatch
+from ssld_zoo.catalogue.registry import get_weight_entry
+from ssld_zoo.errors import ModelBuildError, UnknownModelError
+from ssld_zoo.models.factory import create, load_model, model_args_of
+from ssld_zoo.weights.resolve import names_its_model, resolve
+from ssld_zoo.weights.sources import pretrained_cfg_for
 from ssld_zoo.train.recipe import ModelSpec
-
-TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin")
-_WRAPPERS = ("state_dict", "model", "student")
-
-
 
 
 @dataclass
@@ -78,99 +74,43 @@ def _zoo_entry(name: str) -> Any:
         return None
 
 
-def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError) as e:
-        raise InvalidWeightsError(f"Cannot read {path} as safetensors: {e}.") from None
-
-
-def _load_torch(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InvalidWeightsError(f"Checkpoint {path} does not exist.") from None
-    except Exception as e:  # an UnpicklingError, or anything a damaged file makes torch.load raise
-        raise InvalidWeightsError(f"Cannot load {path} with torch.load(weights_only=True): "
-                                  f"{str(e).splitlines()[0]}. Only tensors and plain containers are accepted; "
-                                  "save a state dict (or convert it to .safetensors).") from None
-    for key in _WRAPPERS:
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InvalidWeightsError(f"{path} holds no state dict (a mapping of names to tensors, possibly under "
-                                  f"{' / '.join(repr(w) for w in _WRAPPERS)}).")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
-def load_state(pretrained: str, cache_dir: str | os.PathLike | None = None,
-               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """A state dict and the pretrained-cfg overlay (preprocessing, classes) that comes with it, from a local path or
-    `hf-hub:org/name[@revision]` (see the module docstring; `cache_dir`: the Hub cache, default HF_HUB_CACHE)."""
-    source = parse_source(pretrained)
-    if isinstance(source, HubSource):
-        from ssld_zoo.weights import hub
-        cfg = cfg_from_config(hub_config(source, cache_dir=cache_dir), f"config.json of {source.repo_id}")
-        return hub.fetch_verified(source.file(), _load_safetensors, cache_dir=cache_dir), cfg
-    if isinstance(source, FolderSource):
-        return (use_folder(source.path, _load_safetensors),
-                cfg_from_config(read_folder_config(source.path), str(source.path / "config.json")))
-    path = source.path
-    if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise InvalidWeightsError(f"pretrained='{pretrained}': no such file.")
-        return _load_safetensors(path), {}
-    if path.suffix in TORCH_SUFFIXES:
-        return _load_torch(path), {}
-    raise InvalidWeightsError(f"pretrained='{pretrained}' must be true/false, 'hf-hub:org/name', a .safetensors "
-                              f"file, a Hub-layout folder or a torch checkpoint ({', '.join(TORCH_SUFFIXES)}).")
-
-
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, name: str) -> None:
-    """`model.load_state_dict(state)` strictly; a mismatch is one error naming the first differing keys."""
-    mismatch = state_mismatch(shapes_of(model.state_dict()), shapes_of(state))
-    if mismatch:
-        raise InvalidWeightsError(f"Weights {source} do not fit model '{name}': {mismatch}.", path=source)
-    model.load_state_dict(state, strict=False)
-    check_finite(model, source)
-
-
 def build_model(spec: ModelSpec, role: str, data_root: str | os.PathLike | None = None, *,
                 cache_dir: str | os.PathLike | None = None) -> Built:
     """The bare model of a recipe's `student` or `teacher` (`role`), with its weights (zoo weights kept in the data
     folder, like the CIFAR-10 teachers, are looked up in `data_root`, else `$SSLD_ZOO_DATA`; Hub files are cached in
-    `cache_dir`, else HF_HUB_CACHE)."""
+    `cache_dir`, else HF_HUB_CACHE). Weights come from `weights.resolve` and load through `models.load_model`, as
+    for every command."""
     name, pretrained, args = spec.model, spec.pretrained, dict(spec.model_args)
-    model_source = parse_source(name, catalogue=True)
-    if isinstance(model_source, HubSource):
-        config = hub_config(model_source, cache_dir=cache_dir)
-        if not isinstance(config.get("architecture"), str):
-            raise ModelBuildError(f"{role}.model '{name}' has no config.json naming its timm architecture.")
-        args = {**config.get("model_args", {}), "num_classes": config.get("num_classes"), **args}
-        name, pretrained = config["architecture"], name if pretrained is True else pretrained
     entry = _zoo_entry(name)
+    own = None
+    if entry is None and not timm.is_model(name):
+        if not names_its_model(name):
+            raise ModelBuildError(f"{role}.model '{name}' is neither a zoo model (`ssld-zoo list`) nor a timm model "
+                                  "(`timm.list_models()`).", key=f"{role}.model")
+        own = resolve(name, catalogue=False, cache_dir=cache_dir, data_root=data_root)
+        if own.model_name is None:
+            raise ModelBuildError(f"{role}.model '{name}' has no config.json naming its timm architecture.",
+                                  key=f"{role}.model")
+        name = own.model_name
+        entry = _zoo_entry(name)
+        if own.weight is None:
+            args = {**model_args_of(own), "num_classes": own.pretrained_cfg.get("num_classes"), **args}
     architecture = entry.architecture if entry else name
     recorded = {**(entry.model_args if entry else {}), **{k: v for k, v in args.items() if k != "num_classes"}}
     args = {k: v for k, v in args.items() if v is not None}
-    local = isinstance(pretrained, str) and not (entry and Path(pretrained).suffix not in TORCH_SUFFIXES)
-    if entry is not None:
-        from ssld_zoo.models.factory import create
-        model = create(name, pretrained=False if local else pretrained, data_root=data_root, cache_dir=cache_dir,
-                       **args)
-    elif timm.is_model(name):
-        model = timm.create_model(name, pretrained=bool(pretrained) and not local,
-                                  cache_dir=None if cache_dir is None else Path(cache_dir), **args)
-    else:
-        raise ModelBuildError(f"{role}.model '{name}' is neither a zoo model (`ssld-zoo list`) nor a timm model "
-                              "(`timm.list_models()`).", key=f"{role}.model")
-    if local:
-        state, cfg = load_state(str(pretrained), cache_dir)
-        load_into(model, state, str(pretrained), name)
-        model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), **cfg}  # type: ignore[assignment]
-    return Built(model, architecture, recorded)
+    if pretrained is True and own is not None:
+        weights = own
+    elif isinstance(pretrained, str):
+        weights = resolve(pretrained, catalogue=False, checkpoints=True, cache_dir=cache_dir, data_root=data_root)
+    elif pretrained is True and entry is not None:
+        weights = resolve(get_weight_entry(name), cache_dir=cache_dir, data_root=data_root)
+    else:  # random init, or a timm model's own weights
+        model = (create(name, **args) if entry is not None else
+                 timm.create_model(name, pretrained=bool(pretrained),
+                                   cache_dir=None if cache_dir is None else Path(cache_dir), **args))
+        return Built(model, architecture, recorded)
+    cfg = pretrained_cfg_for(get_weight_entry(name)) if entry is not None else None  # as `create` reads a file
+    return Built(load_model(weights, name, cfg=cfg, **args), architecture, recorded)
 
 
 def freeze_teacher(teacher: nn.Module, bn: str) -> None:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from ssld_zoo.errors import SsldZooError
+from ssld_zoo.reading import MAX_LIST_BYTES, parse_json, read_text
 
 CURVES_FILE = "curves.png"
 
@@ -16,18 +16,14 @@ CURVES_FILE = "curves.png"
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The records of `RUN_DIR/metrics.jsonl` (one JSON object per line)."""
     path = Path(run_dir) / "metrics.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise SsldZooError(f"Cannot read {path}: {e.strerror}. Is {run_dir} a training run folder?") from None
+    if not path.exists():
+        raise SsldZooError(f"Cannot read {path}: No such file or directory. Is {run_dir} a training run folder?")
+    lines = read_text(path, what="metrics file", max_bytes=MAX_LIST_BYTES).splitlines()
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SsldZooError(f"{path}:{number} is not JSON: {e}.") from None
+        record = parse_json(line, where=f"{path}:{number}", path=str(path))
         if not isinstance(record, dict) or not isinstance(record.get("type"), str):
             raise SsldZooError(f"{path}:{number} is not a metrics record (a JSON object with a 'type'); was the file "
                                "edited?")
@@ -72,17 +68,13 @@ def plot_run(run_dir: str | os.PathLike) -> Path:
         for ax in axes[:2]:
             ax.axvline(boundary, color="black", linewidth=0.5)
     fig.tight_layout()
-    from ssld_zoo.files import publish, temporary_path
+    from ssld_zoo.files import atomic_path
     out = Path(run_dir) / CURVES_FILE
-    tmp = temporary_path(out)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(fig)
-    publish(tmp, out)
     return out
 
 

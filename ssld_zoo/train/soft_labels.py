@@ -30,6 +30,7 @@ from torch import nn
 
 from ssld_zoo.errors import CacheError
 from ssld_zoo.files import file_sha256
+from ssld_zoo.reading import open_regular, parse_json, read_json, shorten
 from ssld_zoo.train.data import ImageDataset, Images, SeedWords, Transform, View, DECODE_ERRORS, sample_seed
 from ssld_zoo.train.recipe import DataSource, Recipe
 
@@ -57,23 +58,6 @@ def source_key(source: DataSource) -> dict[str, Any]:
     return {"source": source.source, "subset": source.subset}
 
 
-def images_fingerprint(images: Images) -> str:
-    """sha256 of which images a source holds (file paths, or CIFAR pack names and indices), in order."""
-    from ssld_zoo.train.data import Cifar, Files, Listed, Selection
-    digest = hashlib.sha256()
-    node: Any = images
-    if isinstance(node, Selection):
-        digest.update(node.indices.astype("<i8").tobytes())
-        node = node.base
-    if isinstance(node, Cifar):
-        digest.update(f"cifar10:{node.pack.split}:{len(node.pack)}".encode())
-    else:
-        assert isinstance(node, (Files, Listed))
-        for entry in node.paths if isinstance(node, Files) else node.entries:
-            digest.update(f"{entry}\n".encode())
-    return digest.hexdigest()
-
-
 def weights_sha256(model: nn.Module) -> str:
     """sha256 over a model's state dict (names, dtypes, shapes, values), however it was loaded."""
     digest = hashlib.sha256()
@@ -94,7 +78,10 @@ def teacher_identity(recipe: Recipe, teacher: nn.Module) -> dict[str, Any]:
 
 
 def transform_identity(recipe: Recipe) -> dict[str, Any]:
-    return json.loads(json.dumps({"input_size": recipe.data.input_size, "augment": asdict(recipe.data.augment)}))
+    """The settings that fix a view's pixels: input size, augmentation, and the decode/resize paths (`PIXELS`)."""
+    from ssld_zoo.data.pixels import PIXELS
+    return json.loads(json.dumps({"input_size": recipe.data.input_size, "augment": asdict(recipe.data.augment),
+                                  "pixels": PIXELS}))
 
 
 def shard_images(batch: int) -> int:
@@ -112,13 +99,10 @@ def view_words(seed: int, view: int) -> SeedWords:
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         raise CacheError(f"{folder} holds no soft-label cache ({MANIFEST} is missing); write one with "
-                         "`ssld-zoo cache RECIPE.yaml --out DIR`.") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise CacheError(f"Cannot read {path}: {e}. Rebuild the cache with `ssld-zoo cache`.") from None
+                         "`ssld-zoo cache RECIPE.yaml --out DIR`.", path=str(path))
+    manifest = read_json(path, what="soft-label cache manifest", error=CacheError)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CacheError(f"{path} is not a version-{VERSION} ssld_zoo soft-label cache.")
     if manifest.get("complete"):
@@ -131,16 +115,20 @@ def _memmap(path: Path) -> dict[str, np.ndarray]:
     """The tensors of a safetensors file as read-only arrays over one memory map (no copy, one file handle); a file
     that is not one (whatever its recorded sha256) is one `CacheError`."""
     try:
-        raw = np.memmap(path, dtype=np.uint8, mode="r")
+        with open_regular(path, what="soft-label shard", error=CacheError) as f:
+            raw = np.memmap(f, dtype=np.uint8, mode="r")
         size = int.from_bytes(raw[:8].tobytes(), "little")
-        header = json.loads(raw[8:8 + size].tobytes())
+        header = parse_json(raw[8:8 + size].tobytes(), where=f"{path} is not a soft-label shard: its header",
+                            path=str(path), error=CacheError)
         base = 8 + size
         return {name: raw[base + info["data_offsets"][0]:base + info["data_offsets"][1]].view(
                     _DTYPES[info["dtype"]]).reshape(info["shape"])
                 for name, info in header.items() if name != "__metadata__"}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:  # JSONDecodeError included
-        raise CacheError(f"{path} is not a soft-label shard ({type(e).__name__}: {e}); rebuild the cache with "
-                         "`ssld-zoo cache RECIPE.yaml --out DIR`.", path=str(path)) from None
+    except CacheError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        raise CacheError(f"{path} is not a soft-label shard ({type(e).__name__}: {shorten(str(e))}); rebuild the "
+                         "cache with `ssld-zoo cache RECIPE.yaml --out DIR`.", path=str(path)) from e
 
 
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -243,7 +231,7 @@ def open_cache(recipe: Recipe, teacher: nn.Module, data_root: Any = None,
     for source in cache_sources(recipe):
         recorded_source = manifest["sources"][labels.part_of(source)]
         images = open_source(source, data_root)
-        if (recorded_source["images"], recorded_source["fingerprint"]) != (len(images), images_fingerprint(images)):
+        if (recorded_source["images"], recorded_source["fingerprint"]) != (len(images), images.fingerprint()):
             raise CacheError(f"Training source {source.source} now holds other images than when the cache {folder} "
                              f"was written ({len(images)} vs {recorded_source['images']} images, or other files); "
                              "rebuild the cache with `ssld-zoo cache`.")
@@ -285,6 +273,7 @@ class CachedDataset(ImageDataset):
                  first_epoch: int) -> None:
         super().__init__(sources, transform)
         self.parts, self.labels_cache, self.first_epoch = list(parts), labels, first_epoch
+        self.replay = transform  # draws nothing: each view comes from the cache
 
     def view_of(self, words: SeedWords, index: int) -> int:
         """View `g` in the run's epoch `g` while `g < views`, then one drawn per image from the seed words."""
@@ -297,7 +286,6 @@ class CachedDataset(ImageDataset):
         view, log_probs, classes = self.labels_cache.lookup(self.parts[which], self.view_of(words, index), local)
         label = int(self.labels[index])
         try:
-            im = self.sources[which].image(local)
+            return index, self.replay.apply(self.sources[which].encoded(local), view), label, log_probs, classes
         except DECODE_ERRORS:
             return index, None, label, log_probs, classes
-        return index, self.transform.apply(im, view), label, log_probs, classes

@@ -164,11 +164,11 @@ def readme_with_table(readme: str) -> str:
 
 def recipe_table(recipes: Path) -> str:
     """One row per recipe file under `recipes` (imagenet/, cifar10/): student, teacher, loss, stages, data."""
-    import yaml
+    from ssld_zoo.reading import read_yaml
     rows = ["| recipe | student | teacher | loss | stages (epochs @ lr) | batch | unlabeled data | reported top-1 |",
             "|---|---|---|---|---|---|---|---|"]
     for path in sorted(recipes.glob("*/*.yaml")):
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path, what="recipe")
         teacher = f"`{raw['teacher']['model']}`" if raw.get("teacher") else "– (supervised)"
         stages = ", ".join(f"{s['epochs']} @ {s['lr']}" for s in raw["stages"])
         unlabeled = sorted({t["source"].split(":", 1)[0] + (f" ({t['subset']})" if t.get("subset") else "")
@@ -186,14 +186,14 @@ def recipes_doc_with_table(doc: str, recipes: Path) -> str:
 
 
 def main(checkout: Path = Path(__file__).resolve().parents[2]) -> None:
+    from ssld_zoo.files import write_text_atomic
     readme = checkout / "README.md"
-    readme.write_text(readme_with_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    write_text_atomic(readme, readme_with_table(readme.read_text(encoding="utf-8")))
     for path, text in weights_cards(checkout / "weights").items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
     recipes_doc = checkout / "docs" / "recipes.md"
-    recipes_doc.write_text(recipes_doc_with_table(recipes_doc.read_text(encoding="utf-8"), checkout / "recipes"),
-                           encoding="utf-8")
+    recipes_text = recipes_doc_with_table(recipes_doc.read_text(encoding="utf-8"), checkout / "recipes")
+    write_text_atomic(recipes_doc, recipes_text)
     print(f"updated {readme}, {recipes_doc} and {len(weights_cards(checkout / 'weights'))} cards", file=sys.stderr)
 
 

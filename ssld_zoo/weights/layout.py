@@ -5,16 +5,22 @@ plus an `ssld_zoo` block that pins the weight file's sha256 and size, so a copie
 """
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from ssld_zoo.errors import FileSystemError
 from ssld_zoo.weights.cards import model_card
 from ssld_zoo.files import file_sha256, publish, temporary_path, write_text_atomic
 from ssld_zoo.catalogue.registry import get_model_entry, get_weight_entry
-from ssld_zoo.weights.sources import CONFIG_FILE, WEIGHTS_FILE, load_catalogue_weights, pretrained_cfg_for
+from ssld_zoo.weights.resolve import resolve
+from ssld_zoo.weights.sources import CONFIG_FILE, WEIGHTS_FILE, pretrained_cfg_for
+
+log = logging.getLogger(__name__)
 
 
 def timm_config(name: str, sha256: str, size: int, origin_sha256: str | None = None) -> dict[str, Any]:
@@ -65,21 +71,21 @@ def write_folder(name: str, folder: Path, weights_tmp: Path, *, origin_sha256: s
     return sha256, size
 
 
-def download_folder(name: str, to: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:
+def download_folder(name: str, to: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
+                    force: bool = False) -> Path:
     """Fetch a catalogue weight (verified) into `to/<name>/` in Hub layout, for machines without network.
 
-    Nothing is half-written: files appear under their final names only once complete and verified.
+    Nothing is half-written: files appear under their final names only once complete and verified. A folder that
+    already holds other weights is refused (`FileSystemError`) unless `force`; one that holds the same weights keeps
+    them (and says so in a log line).
     """
     entry = get_model_entry(name)
     folder = Path(to).expanduser() / (entry.name if "." not in name else name)
     created = not folder.exists()
     tmp = temporary_weights_path(folder)
-
-    def copy(source: Path) -> None:
-        shutil.copyfile(source, tmp)
-
     try:
-        load_catalogue_weights(get_weight_entry(name), copy, cache_dir=cache_dir)
+        shutil.copyfile(resolve(get_weight_entry(name), cache_dir=cache_dir).path, tmp)
+        _check_replacing(folder / WEIGHTS_FILE, file_sha256(tmp), force)
     except BaseException:
         tmp.unlink(missing_ok=True)
         if created:
@@ -87,3 +93,17 @@ def download_folder(name: str, to: str | os.PathLike, *, cache_dir: str | os.Pat
         raise
     write_folder(name, folder, tmp)
     return folder
+
+
+def _check_replacing(existing: Path, sha256: str, force: bool) -> None:
+    """Refuse to replace `existing` weights that differ from the new ones (sha256 `sha256`) unless `force`."""
+    if not existing.is_file():
+        return
+    found = file_sha256(existing)
+    if found == sha256:
+        log.info("%s already holds these weights (sha256 %s); kept them.", existing, sha256)
+    elif not force:
+        raise FileSystemError(f"{existing} holds other weights (sha256 {found}, not {sha256}); pass --force to "
+                              "replace them, or choose another --to.", path=str(existing), errno=errno.EEXIST)
+    else:
+        log.info("%s held other weights (sha256 %s); replaced them (--force).", existing, found)

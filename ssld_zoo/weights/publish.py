@@ -15,6 +15,8 @@ from ssld_zoo.errors import IntegrityError, InvalidWeightsError, PublishError
 from ssld_zoo.files import file_sha256
 from ssld_zoo.weights.hub import transport_errors
 from ssld_zoo.weights.sources import CONFIG_FILE, WEIGHTS_FILE, read_folder_config
+from ssld_zoo.weights.validation import check_config
+from ssld_zoo.weights.validation import check_repo_id as check_hub_repo_id
 
 README_FILE = "README.md"
 PUBLISHED_FILES = (WEIGHTS_FILE, CONFIG_FILE, README_FILE)
@@ -53,7 +55,7 @@ def check_folder(folder: str | os.PathLike) -> str:
 
 def _pinned(folder: Path) -> tuple[str, int]:
     """The sha256 and size of `model.safetensors` that the folder's `config.json` pins."""
-    pinned = read_folder_config(folder).get("ssld_zoo")
+    pinned = check_config(read_folder_config(folder), where=str(folder / CONFIG_FILE)).get("ssld_zoo")
     sha256, size = (pinned.get("sha256"), pinned.get("size")) if isinstance(pinned, dict) else (None, None)
     if not (isinstance(sha256, str) and _SHA256.fullmatch(sha256) and isinstance(size, int)):
         raise InvalidWeightsError(f"{folder / CONFIG_FILE} has no `ssld_zoo` block with the sha256 and size of "
@@ -62,16 +64,12 @@ def _pinned(folder: Path) -> tuple[str, int]:
 
 
 def check_repo_id(repo_id: str) -> None:
-    """Refuse anything but 'org/name' following the Hub's naming rules."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    """Refuse anything but 'org/name' following the Hub's naming rules (`validation.check_repo_id`)."""
     try:
-        validate_repo_id(repo_id)
-        valid = repo_id.count("/") == 1
-    except HFValidationError:
-        valid = False
-    if not valid:
+        check_hub_repo_id(repo_id)
+    except InvalidWeightsError as e:
         raise PublishError(f"'{repo_id}' is not a Hub repo id. Use ORG/NAME: letters, digits, '-', '_' and '.', "
-                           "at most 96 characters, not starting or ending with '-' or '.', no '--' or '..'.")
+                           "at most 96 characters, not starting or ending with '-' or '.', no '--' or '..'.") from e
 
 
 def _one_line(text: object) -> str:
