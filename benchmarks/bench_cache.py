@@ -41,7 +41,7 @@ def main() -> None:
 
     from ssld_zoo.train.cache import cache_bytes, write_cache
     from ssld_zoo.train.data import ImageDataset, Transform, open_source
-    from ssld_zoo.train.models import build_model
+    from ssld_zoo.train.networks import build_network
     from ssld_zoo.train.recipe import parse_recipe
     from ssld_zoo.train.soft_labels import CachedDataset, open_cache
     raw = copy.deepcopy(RECIPE)
@@ -61,7 +61,7 @@ def main() -> None:
         print(f"writing: {written} views in {seconds:.1f} s = {written / seconds:.0f} teacher img/s "
               "(decode, augment, teacher forward, top-k, hashing and writing included)")
         print(f"size: {size:,} bytes = {size / args.images:.0f} bytes per image ({size / written:.0f} per view)")
-        teacher = build_model(recipe.teacher, "teacher").model
+        teacher = build_network(recipe.teacher, "teacher").module
         labels = open_cache(recipe, teacher, folder=folder)
         source = open_source(recipe.stages[0].train[0])
         transform = Transform(32, recipe.data.augment, train=True, fill=tuple(labels.manifest["fill"]))

@@ -97,12 +97,12 @@ def engine_step(t: Any) -> Callable[[Any], None]:
     """The engine's own step, as `Trainer._run_epoch` calls it (the flush every `log_every` steps included)."""
     from ssld_zoo.train.engine import Pending, Totals
     from ssld_zoo.train.optim import make_optimizer
-    optimizer = make_optimizer(t.built.model, t.recipe.stages[0], t.recipe)
+    optimizer = make_optimizer(t.student, t.recipe.stages[0], t.recipe)
     pending, totals = Pending(t.ctx.device), Totals()
     t.student.train()
 
     def step(batch: Any) -> None:
-        t._step(batch, optimizer, None, 0.1, pending)
+        t._step(batch, optimizer, 0.1, pending)
         t.position.global_step += 1
         if t.position.global_step % 50 == 0:
             pending.flush(t.ctx, totals)
@@ -249,7 +249,7 @@ def section_cache(args: argparse.Namespace, tmp: Path) -> None:
         cached.append(Batch(b.images, b.labels, b.indices, 0, values.values.half(), values.indices))
     t_sup = trainer(sup, args.device, tmp / "sup")
     t_ssld = trainer(parse_recipe({**ssld_raw, "soft_labels": "online"}), args.device, tmp / "ssld")
-    t_ssld.teacher_forward = None  # what `soft_labels: cache` leaves: no teacher, targets from the batch
+    t_ssld.teacher = None  # what `soft_labels: cache` leaves: no teacher, targets from the batch
     t_ssld.recipe = ssld
     s, c = engine_step(t_sup), engine_step(t_ssld)
     for f, d in ((s, data), (c, cached)):

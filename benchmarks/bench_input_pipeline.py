@@ -22,7 +22,7 @@ horizontal flip; the view drawn by `ssld_zoo.train.data.Transform.draw` from the
                  directions at that scale), PIL resize of the box mapped onto it, PIL flip
     draft+tv     the same reduced decode, torchvision's uint8 resized_crop, tensor flip
     default      what `ssld_zoo.train.data.Transform` does (`ssld_zoo.data.pixels.decode` + `resize_box`):
-                 `decode_jpeg` (no header parse), torchvision's uint8 resized_crop, tensor flip
+                 PIL's header check (size, format), `decode_jpeg`, torchvision's uint8 resized_crop, tensor flip
 
 It also times each stage (decode, crop-resize, flip, to-tensor) of `today` and `default` on their own, and how far
 each path's pixels are from a float reference (full decode, crop, float64 antialiased bilinear resize). Rounds are

@@ -6,7 +6,7 @@ interleaved, in one run. The cached step includes copying the batch's top-k targ
     python benchmarks/bench_train.py                       # CPU-sized defaults
     python benchmarks/bench_train.py --device cuda --amp bf16 --channels-last --batch 256 --size 224
 
-The step is the engine's: `ssld_zoo.train.models.build_pair` (teacher frozen, BatchNorm in train mode as in
+The step is the engine's: `ssld_zoo.train.networks.build_pair` (teacher frozen, BatchNorm in train mode as in
 PaddleClas, its own input normalisation), `ssld_zoo.train.losses`, SGD with momentum. Weights are random (the cost
 does not depend on them). Reference (issue 4, one H100, bf16, channels_last): ResNet-50-D 3292 img/s alone vs 1594
 with a ResNeXt101-32x16d teacher (2.07x); MobileNetV3-large 8166 vs 4788 with a ResNet-50-D teacher (1.71x).
@@ -68,11 +68,11 @@ def measure(step, x: torch.Tensor, y: torch.Tensor, steps: int, device: str) -> 
 
 def bench_pair(name: str, args: argparse.Namespace) -> None:
     import ssld_zoo  # noqa: F401  (registers the zoo names with timm)
-    from ssld_zoo.train.models import build_pair
+    from ssld_zoo.train.networks import build_pair
     from ssld_zoo.train.recipe import ModelSpec
     student_name, teacher_name = PAIRS[name]
-    built, teacher = build_pair(ModelSpec(student_name), (ModelSpec(teacher_name, bn="train"),))
-    student = built.model.to(args.device).train()
+    network, teacher = build_pair(ModelSpec(student_name), (ModelSpec(teacher_name, bn="train"),))
+    student = network.module.to(args.device).train()
     teacher = teacher.to(args.device)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     student, teacher = student.to(memory_format=fmt), teacher.to(memory_format=fmt)

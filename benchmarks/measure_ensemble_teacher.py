@@ -6,7 +6,7 @@ same budget (the demo's label-free SSLD student: 1,000 labeled + 49,000 unlabele
     SSLD_ZOO_DATA=../shared/data python benchmarks/measure_ensemble_teacher.py --train --epochs 2 --out /tmp/ens
 
 The ensemble is the recipe form `teacher: [{model: resnet32_cifar, ...}, {model: resnet44_cifar, ...}, ...]`
-(`ssld_zoo.train.models.TeacherEnsemble`). The images are CIFAR-10 re-encoded as JPEG q75 (YoongiKim).
+(`ssld_zoo.train.networks.TeacherEnsemble`). The images are CIFAR-10 re-encoded as JPEG q75 (YoongiKim).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ TEACHERS = {"resnet56": ["resnet56_cifar"], "ensemble r32+r44+r56": ["resnet32_c
 def teacher_accuracy(names: list[str], data: str | None) -> tuple[float, float, float]:
     """(top-1, top-5, img/s) of the (ensemble) teacher on the 10k test images, BatchNorm in eval mode."""
     from ssld_zoo.data.cifar import load_cifar10
-    from ssld_zoo.train.models import build_teacher, normalized
+    from ssld_zoo.train.networks import build_teacher, normalized
     from ssld_zoo.train.recipe import ModelSpec
     teacher = normalized(build_teacher([ModelSpec(n, True, bn="eval") for n in names], data)).eval()
     pack = load_cifar10("test", data)

@@ -82,8 +82,20 @@ def run_parsed(run: Callable[[argparse.Namespace], Any], args: argparse.Namespac
         if isinstance(e, OSError):  # the operating system refused a read or write: full disk, unwritable place
             print(f"ssld-zoo: error: {FileSystemError.from_os_error(e)}", file=sys.stderr)
             return 1
+        if _out_of_memory(e):  # sizes the arguments asked for (a batch, an input size) that this machine cannot hold
+            reason = " ".join(str(e).split())[:200] or type(e).__name__
+            print(f"ssld-zoo: error: Out of memory ({reason}). Ask for less: a smaller --batch-size, --input-size "
+                  "or --workers.", file=sys.stderr)
+            return 1
         raise
     return 0
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation that failed: Python's `MemoryError`, torch's `OutOfMemoryError` (CUDA) or its
+    CPU allocator's RuntimeError."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error)))
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:

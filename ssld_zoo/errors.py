@@ -34,7 +34,7 @@ class WeightsUnavailableError(SsldZooError):
 
 
 class OfflineError(WeightsUnavailableError):
-    """The weights are not cached and the Hub cannot be reached."""
+    """The weights are not in the Hub cache (or the conversion cache) and cannot be fetched."""
 
 
 class IntegrityError(SsldZooError):
@@ -84,7 +84,7 @@ class FileSystemError(SsldZooError, OSError):
         """One line for an `OSError` raised by the operating system, naming the file and what to do."""
         import errno as codes
         if isinstance(error, (ConnectionError, TimeoutError)):
-            return cls(f"Network error: {error}. Check the connection (or set HF_HUB_OFFLINE=1 to use cached files "
+            return cls(f"Network error: {error}. Check the connection (or set HF_HUB_OFFLINE=1 to use the Hub cache "
                        "only).", errno=error.errno)
         path = error.filename if error.filename is not None else None
         reason = error.strerror or str(error)
@@ -199,3 +199,8 @@ class DetectorBackboneError(SsldZooError, ValueError):
 
 class ShipError(SsldZooError, ValueError):
     """A training run that cannot be shipped as the catalogue weight asked for (`ssld-zoo ship`)."""
+
+
+class ArgumentTypeError(SsldZooError, TypeError):
+    """A Python API argument of the wrong type (a model name that is not a string, a catalogue path that is not a
+    path): refused where it enters, with one line naming the argument, rather than deep inside."""

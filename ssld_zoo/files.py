@@ -86,6 +86,8 @@ def write_target(path: Path) -> Path:
         mode = os.lstat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):  # nothing there (a file in the way of a folder fails later)
         return path
+    except ValueError as e:  # a NUL character, which no file name can hold
+        raise _nul_in_name(path, "write") from e
     except OSError as e:
         raise FileSystemError.from_os_error(OSError(e.errno, e.strerror, str(path))) from e
     if stat.S_ISREG(mode):
@@ -120,6 +122,13 @@ def make_folder(folder: Path) -> None:
         raise FileSystemError.from_os_error(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(blocker))) from e
     except OSError as e:  # a place that cannot be written
         raise FileSystemError.from_os_error(OSError(e.errno, e.strerror, e.filename or str(folder))) from e
+    except ValueError as e:  # a NUL character, which no folder name can hold
+        raise _nul_in_name(folder, "create") from e
+
+
+def _nul_in_name(path: Path, action: str) -> FileSystemError:
+    return FileSystemError(f"Cannot {action} {os.fspath(path)!r}: the name holds a NUL character, which no file "
+                           "name can; name another path.", path=os.fspath(path))
 
 
 # --- temporary files and publishing ----------------------------------------------------------------------------------

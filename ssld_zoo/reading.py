@@ -39,6 +39,7 @@ MAX_CONFIG_BYTES = 16 << 20  # a catalogue, config.json or manifest: far above a
 MAX_LIST_BYTES = 512 << 20  # a list or labels file (ImageNet-22k's 14M paths fit)
 MAX_IMAGE_BYTES = 256 << 20  # one image file (the decoder bounds its pixels separately)
 MAX_SHOWN = 80  # characters of a value quoted in an error message
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")  # escapes of UTF-16 surrogates
 
 ErrorType = type[SsldZooError]
 _KIND = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
@@ -200,12 +201,19 @@ def parse_json(data: bytes | str, *, where: str, path: str | None = None, max_de
     if depth > max_depth:
         raise error(f"{where} nests lists and objects {depth:,} deep, more than the {max_depth} allowed.", path=path)
     try:
-        return json.loads(text, parse_int=_json_int(max_int_digits), parse_float=_json_float,
-                          parse_constant=_json_constant, object_pairs_hook=_json_object)
+        value = json.loads(text, parse_int=_json_int(max_int_digits), parse_float=_json_float,
+                           parse_constant=_json_constant, object_pairs_hook=_json_object)
     except json.JSONDecodeError as e:
         raise error(f"{where} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).", path=path) from e
     except (_Refused, RecursionError) as e:
         raise error(f"{where} is refused: {e}.", path=path) from e
+    if _LONE_SURROGATE.search(text):  # a \ud800-style escape may decode to half a character, which is not text
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise error(f"{where} is refused: a \\u escape in it is half of a UTF-16 pair ({e.object[e.start]!a}), "
+                        "not a character.", path=path) from e
+    return value
 
 
 def read_json(path: str | os.PathLike, *, what: str, max_bytes: int = MAX_CONFIG_BYTES, max_depth: int = MAX_DEPTH,

@@ -100,14 +100,17 @@ def test_presnet_and_rtdetr_resnet_return_the_zoo_features(weight: str, depth: i
     presnet = export_backbone(weight, "presnet", tmp_path / "presnet", pretrained=source)
     hf = export_backbone(weight, "hf", tmp_path / "hf", pretrained=source)
     assert presnet.files[0].name == PRESNET_FILES[depth]
-    consumers = {"PResNet": load_strict(PResNet(depth, return_idx=[1, 2, 3], freeze_norm=True), presnet.files[0]),
-                 "RTDetrResNetBackbone": hf_backbone(hf.folder)}
+    # CI time: 640 px for R50 in PResNet; the hf layout meets 640 px in HGNetV2Backbone's test below
+    checks = [("PResNet", load_strict(PResNet(depth, return_idx=[1, 2, 3], freeze_norm=True), presnet.files[0]),
+               SIZES if depth == 50 else SIZES[1:]),
+              ("RTDetrResNetBackbone", hf_backbone(hf.folder), SIZES[1:])]
     zoo = zoo_model(weight, source, (2, 3, 4))
     for size in SIZES if depth == 50 else SIZES[1:]:
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
         expected = consumer_features(zoo, x)
-        for name, model in consumers.items():
-            assert_same_features(expected, consumer_features(model, x), f"{name} {size}px")
+        for name, model, sizes in checks:
+            if size in sizes:
+                assert_same_features(expected, consumer_features(model, x), f"{name} {size}px")
 
 
 def test_dfine_and_hf_hgnetv2_return_the_zoo_features(tmp_path: Path) -> None:

@@ -283,7 +283,7 @@ def test_bad_model_and_options(cifar_tree, tmp_path):
         evaluate(tmp_path / "not_hub", cifar_tree)
     with pytest.raises(EvaluationError, match="--limit must be at least 1, not 0"):
         evaluate(STUDENT, cifar_tree, limit=0)
-    with pytest.raises(EvaluationError, match="--crop-pct must be in"):
+    with pytest.raises(EvaluationError, match="--crop-pct must be from 0.25 to 1"):
         evaluate(STUDENT, cifar_tree, crop_pct=1.5)
     with pytest.raises(DataError, match="carries its own labels"):
         evaluate(STUDENT, "cifar10:test", labels_file=tmp_path / "x.txt")

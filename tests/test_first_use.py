@@ -14,7 +14,7 @@ import torch
 import ssld_zoo
 from paddle_oracle import Case, build_paddle_model, paddle_outputs
 from ssld_zoo.errors import IntegrityError, OfflineError
-from ssld_zoo.convert.first_use import cache_root
+from ssld_zoo.convert.first_use import conversion_cache_root
 
 NAME = "resnet34d_ssld"
 URL_PATH = "dygraph/legendary_models/ResNet34_vd_ssld_pretrained.pdparams"
@@ -50,9 +50,9 @@ def test_first_use_converts_the_paddleclas_file_and_matches_paddle(host, paddle_
     out = logits(model, x)
     assert np.abs(out - expected).max() <= 1e-4 * np.abs(expected).max()
 
-    record = json.loads((cache_root() / "paddle" / f"{Path(URL_PATH).name}.json").read_text())
+    record = json.loads((conversion_cache_root() / "paddle" / f"{Path(URL_PATH).name}.json").read_text())
     assert record["sha256"] == hashlib.sha256(paddle_file[0]).hexdigest()
-    folder = cache_root() / "converted" / f"{NAME}.ssld_in1k"
+    folder = conversion_cache_root() / "converted" / f"{NAME}.ssld_in1k"
     config = json.loads((folder / "config.json").read_text())
     assert config["ssld_zoo"]["origin"]["sha256"] == record["sha256"]
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
@@ -66,11 +66,11 @@ def test_later_use_checks_the_recorded_sha256(host):
     """The PaddleClas file is checked against the sha256 recorded by its first conversion whenever it is converted
     again (here: after the converted file was lost)."""
     ssld_zoo.create(NAME, pretrained=True)
-    pdparams = cache_root() / "paddle" / Path(URL_PATH).name
+    pdparams = conversion_cache_root() / "paddle" / Path(URL_PATH).name
     data = bytearray(pdparams.read_bytes())
     data[-100] ^= 0xFF
     pdparams.write_bytes(bytes(data))
-    (cache_root() / "converted" / f"{NAME}.ssld_in1k" / "model.safetensors").unlink()
+    (conversion_cache_root() / "converted" / f"{NAME}.ssld_in1k" / "model.safetensors").unlink()
     with pytest.raises(IntegrityError, match="recorded when it was first converted"):
         ssld_zoo.create(NAME, pretrained=True)
 
@@ -95,8 +95,8 @@ def test_a_warm_create_hashes_the_file_it_loads_once_and_nothing_else(host, monk
 
 def test_a_changed_upstream_file_is_refused(host, paddle_file):
     ssld_zoo.create(NAME, pretrained=True)
-    for path in (cache_root() / "paddle" / Path(URL_PATH).name, cache_root() / "converted" / f"{NAME}.ssld_in1k" /
-                 "model.safetensors"):
+    root = conversion_cache_root()
+    for path in (root / "paddle" / Path(URL_PATH).name, root / "converted" / f"{NAME}.ssld_in1k" / "model.safetensors"):
         path.unlink()
     host.files[URL_PATH] = paddle_file[0][:-1] + bytes([paddle_file[0][-1] ^ 1])
     with pytest.raises(IntegrityError, match="It was modified or replaced at https://paddle-imagenet"):
@@ -105,7 +105,7 @@ def test_a_changed_upstream_file_is_refused(host, paddle_file):
 
 def test_a_damaged_conversion_is_redone_without_downloading(host):
     reference = ssld_zoo.create(NAME, pretrained=True).state_dict()
-    converted = cache_root() / "converted" / f"{NAME}.ssld_in1k" / "model.safetensors"
+    converted = conversion_cache_root() / "converted" / f"{NAME}.ssld_in1k" / "model.safetensors"
     converted.write_bytes(converted.read_bytes()[:-8] + b"\0" * 8)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -141,7 +141,7 @@ def test_a_file_that_cannot_be_converted_is_never_trusted(host, paddle_file):
     with pytest.raises(InvalidWeightsError, match="The downloaded file was removed") as info:
         ssld_zoo.create(NAME, pretrained=True)
     assert "Traceback" not in str(info.value) and "\n" not in str(info.value)
-    pdparams = cache_root() / "paddle" / Path(URL_PATH).name
+    pdparams = conversion_cache_root() / "paddle" / Path(URL_PATH).name
     assert not pdparams.exists() and not pdparams.with_name(pdparams.name + ".json").exists()
     host.files[URL_PATH] = paddle_file[0]
     ssld_zoo.create(NAME, pretrained=True)
@@ -152,7 +152,7 @@ def test_a_file_that_cannot_be_converted_is_never_trusted(host, paddle_file):
 
 def test_a_folder_without_its_config_never_loads_tampered_weights(host):
     reference = ssld_zoo.create(NAME, pretrained=True).state_dict()
-    folder = cache_root() / "converted" / f"{NAME}.ssld_in1k"
+    folder = conversion_cache_root() / "converted" / f"{NAME}.ssld_in1k"
     (folder / "config.json").unlink()
     weights = folder / "model.safetensors"
     data = bytearray(weights.read_bytes())
@@ -169,7 +169,7 @@ def test_a_folder_without_its_config_never_loads_tampered_weights(host):
 
 def test_a_damaged_record_is_rebuilt_not_a_traceback(host):
     ssld_zoo.create(NAME, pretrained=True)
-    record = cache_root() / "paddle" / f"{Path(URL_PATH).name}.json"
+    record = conversion_cache_root() / "paddle" / f"{Path(URL_PATH).name}.json"
     for damage in ("{not json", '{"sha256": 1}', "[]"):
         record.write_text(damage)
         with warnings.catch_warnings(record=True) as caught:
@@ -183,7 +183,7 @@ def test_conversion_is_byte_stable(host, tmp_path):
     from ssld_zoo.convert import convert_to_folder
     from ssld_zoo.files import file_sha256
     ssld_zoo.create(NAME, pretrained=True)
-    pdparams = cache_root() / "paddle" / Path(URL_PATH).name
+    pdparams = conversion_cache_root() / "paddle" / Path(URL_PATH).name
     digests = {file_sha256(convert_to_folder(pdparams, f"{NAME}.ssld_in1k", tmp_path / str(i)).folder /
                            "model.safetensors") for i in range(4)}
     assert len(digests) == 1  # safetensors orders its metadata by a seeded hash map; the header is canonicalised

@@ -199,6 +199,12 @@ def _folder_with_top(tmp: Path, **top: object) -> str:
     return str(config_path.parent)
 
 
+def _safetensors(header: dict[str, Any] | bytes, data: bytes = b"") -> bytes:
+    """A safetensors file of `header` (a dict, or its exact JSON bytes) and `data`."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
 SHARED_OFFSETS_SAFETENSORS = (struct.pack("<Q", 107) + b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
                               b'"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}' + b"\0" * 16)
 
@@ -300,6 +306,9 @@ CASES: dict[str, tuple[Setup, str]] = {
     "bench --json under a file": (lambda t: _bench("--json", _file(t, "f", "x") + "/b.json"),
                                   "Cannot use $TMP/f: Not a directory (a file stands where a folder is needed"),
     # -- places that must not be replaced: only a regular file is (ssld_zoo.files; test_files.py's property test) --
+    "download --to a path holding a NUL character": (
+        lambda t: ["download", R20, "--to", str(t / "a\0b")],
+        f"Cannot write '$TMP/a\\x00b/{R20}/model.safetensors': the name holds a NUL character"),
     "export --onnx a FIFO": (lambda t: (os.mkfifo(t / "p.onnx"), ["export", R20, "--onnx", str(t / "p.onnx")])[1],
                              "Cannot write $TMP/p.onnx: it is a FIFO (named pipe), not a regular file, and is left"),
     "download into a folder whose model.safetensors links to a device": (
@@ -326,6 +335,16 @@ CASES: dict[str, tuple[Setup, str]] = {
                    _file(t, "s.safetensors", SHARED_OFFSETS_SAFETENSORS)],
         "s.safetensors' is not a readable safetensors file (tensor 'b' starts at byte 0 of the data, where the "
         "tensors before it end at 8: they overlap)"),
+    "predict --weights a safetensors whose shape overflows as the loader multiplies it out": (
+        lambda t: ["predict", "resnet20_cifar", _png(t), "--weights", _file(t, "o.safetensors", _safetensors(
+            {"a": {"dtype": "F32", "shape": [2 ** 40, 2 ** 40, 0], "data_offsets": [0, 0]}}))],
+        "o.safetensors' is not a readable safetensors file (tensor 'a' has the shape [1099511627776, "
+        "1099511627776, 0], whose element count overflows 64 bits"),
+    "predict --weights a safetensors whose header escapes half a UTF-16 pair": (
+        lambda t: ["predict", "resnet20_cifar", _png(t), "--weights", _file(t, "u.safetensors", _safetensors(
+            b'{"\\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', b"\0" * 4))],
+        "u.safetensors' is not a readable safetensors file (its header is refused: a \\u escape in it is half of a "
+        "UTF-16 pair"),
     "export --weights garbage.safetensors": (
         lambda t: ["export", "resnet20_cifar", "--onnx", str(t / "m.onnx"), "--weights",
                    _file(t, "g.safetensors", GARBAGE_SAFETENSORS)],
@@ -412,7 +431,7 @@ CASES: dict[str, tuple[Setup, str]] = {
         "input_size (3, 45000, 45000) is not [channels, height, width]"),
     "eval a folder whose config.json has a string crop_pct": (
         lambda t: ["eval", _folder_with_cfg(t, crop_pct="0.9"), "cifar10:test", "--limit", "2"],
-        "crop_pct '0.9' is not a number in (0, 1]"),
+        "crop_pct '0.9' is not a number from 0.25 to 1"),
     "eval a folder whose config.json resizes with lanczos": (
         lambda t: ["eval", _folder_with_cfg(t, interpolation="lanczos"), "cifar10:test", "--limit", "2"],
         "interpolation 'lanczos' is not one of bilinear, bicubic, nearest"),
@@ -480,6 +499,16 @@ CASES: dict[str, tuple[Setup, str]] = {
     "export --batch-size 0": (lambda t: ["export", R20, "--onnx", str(t / "m.onnx"), "--batch-size", "0"],
                               "batch_size must be at least 1, got 0"),
     "eval --limit 0": (lambda t: ["eval", R20, "cifar10:test", "--limit", "0"], "--limit must be at least 1, not 0"),
+    "eval --workers 100000": (lambda t: ["eval", R20, "cifar10:test", "--limit", "2", "--workers", "100000"],
+                              "--workers must be at most 1,024, not 100,000"),
+    "eval --input-size 100000": (lambda t: ["eval", R20, "cifar10:test", "--limit", "2", "--input-size", "100000"],
+                                 "--input-size must be from 1 to 4096 pixels, not 100000"),
+    "eval --crop-pct 1e-300": (lambda t: ["eval", R20, "cifar10:test", "--limit", "2", "--crop-pct", "1e-300"],
+                               "--crop-pct must be from 0.25 to 1, not 1e-300"),
+    "eval --device meta": (lambda t: ["eval", R20, "cifar10:test", "--limit", "2", "--device", "meta"],
+                           "--device 'meta' is not a device ssld-zoo runs on"),
+    "bench a batch no machine can hold": (lambda t: _bench()[:-2] + ["1000000000", "--no-timm"],
+                                          "Out of memory … Ask for less: a smaller --batch-size"),
     "eval a binary labels file": (
         lambda t: (_png(t), ["eval", R20, str(t), "--labels", _file(t, "labels.txt", b"\xff\xfe\x00\x81")])[1],
         "labels.txt"),
@@ -538,6 +567,8 @@ CASES: dict[str, tuple[Setup, str]] = {
     "train a recipe that is a list": (lambda t: ["train", _file(t, "r.yaml", "- 1\n- 2\n")], "r.yaml"),
     "train an override without '='": (lambda t: ["train", _recipe(t), "batch_size"], "batch_size"),
     "train an override of a misspelt key": (lambda t: ["train", _recipe(t), "batch_sise=8"], "batch_sise"),
+    "train an override whose key has 5,000 parts": (
+        lambda t: ["train", _recipe(t), "a." * 5000 + "b=1"], "its key has 5,001 parts, more than the 64 levels"),
     "cache a recipe without a teacher": (lambda t: ["cache", _recipe(t, teacher="null")],
                                          "needs a teacher (set `teacher:`)"),
     "cache --verify a folder that holds no cache": (
@@ -852,8 +883,8 @@ def _leftovers(root: Path) -> list[Path]:
 def _assert_one_clear_line(case: str, code: int, err: str, expected: str, root: Path, max_warnings: int = 0) -> None:
     """The corpus's assertion: a non-zero status, one `ssld-zoo: error:` line holding `expected` (`$TMP` stands for
     the test's folder; `A … B` is A, then B later in the line), after at most `max_warnings` `ssld-zoo: warning:`
-    lines; no traceback, nothing half-written under `root` or in the first-use cache."""
-    from ssld_zoo.convert.first_use import cache_root
+    lines; no traceback, nothing half-written under `root` or in the conversion cache."""
+    from ssld_zoo.convert.first_use import conversion_cache_root
     assert code != 0, (case, err)
     *notes, line = err.splitlines() or [""]
     assert "Traceback" not in err and err.endswith("\n") and len(notes) <= max_warnings, (case, err)
@@ -864,7 +895,8 @@ def _assert_one_clear_line(case: str, code: int, err: str, expected: str, root: 
     for part in expected.replace("$TMP", str(root)).split(" … "):  # "A … B": A, later B
         assert part in err[at:], (case, part, err)
         at = err.index(part, at) + len(part)
-    assert not _leftovers(root) and not _leftovers(cache_root()), (case, _leftovers(root), _leftovers(cache_root()))
+    conversions = conversion_cache_root()
+    assert not _leftovers(root) and not _leftovers(conversions), (case, _leftovers(root), _leftovers(conversions))
 
 
 @pytest.fixture
@@ -952,8 +984,8 @@ def test_bad_world_is_one_clear_line(case: str, tmp_path: Path, capsys: pytest.C
 @pytest.mark.parametrize("damage", list(FIRST_USE_RECORDS))
 def test_a_damaged_first_use_record_is_rebuilt_with_a_warning(damage: str, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture):
-    from ssld_zoo.convert.first_use import cache_root
-    record = cache_root() / "paddle" / (Path(LCNET_URL_PATH).name + ".json")
+    from ssld_zoo.convert.first_use import conversion_cache_root
+    record = conversion_cache_root() / "paddle" / (Path(LCNET_URL_PATH).name + ".json")
     record.parent.mkdir(parents=True)
     record.write_text(FIRST_USE_RECORDS[damage])
     with warnings.catch_warnings():
@@ -975,6 +1007,28 @@ def test_argument_errors_name_the_argument(case: str, tmp_path: Path, capsys: py
     assert exit_info.value.code == 2, case
     assert "Traceback" not in err and expected in err.splitlines()[-1], (case, err)
     assert err.splitlines()[-1].startswith("ssld-zoo"), (case, err)
+
+
+API_CASES: dict[str, tuple[Callable[[], Any], str]] = {  # the Python API given arguments of the wrong type
+    "create(None)": (lambda: __import__("ssld_zoo").create(None), "A model name is a string … not NoneType None"),
+    "model_info(42)": (lambda: __import__("ssld_zoo").model_info(42), "not int 42"),
+    "list_models([])": (lambda: __import__("ssld_zoo").list_models([]), "takes an fnmatch pattern string"),
+    "add_catalogue({})": (lambda: __import__("ssld_zoo").add_catalogue({}), "takes the path of a catalogue JSON"),
+    "create(num_classes='10')": (lambda: __import__("ssld_zoo").create("resnet20_cifar", num_classes="10"),
+                                 "num_classes must be a whole number … not '10'"),
+    "create(num_classes=-1)": (lambda: __import__("ssld_zoo").create("resnet20_cifar", num_classes=-1),
+                               "num_classes must be a whole number … not -1"),
+}
+
+
+@pytest.mark.parametrize("case", list(API_CASES))
+def test_api_arguments_of_the_wrong_type_are_one_typed_error(case: str):
+    from ssld_zoo.errors import ArgumentTypeError
+    call, expected = API_CASES[case]
+    with pytest.raises(ArgumentTypeError) as raised:
+        call()
+    first, _, last = expected.partition(" … ")
+    assert first in str(raised.value) and last in str(raised.value), (case, str(raised.value))
 
 
 def test_hub_retries_reach_the_terminal_as_one_line(tmp_path: Path):

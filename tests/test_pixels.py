@@ -98,6 +98,16 @@ def test_undecodable_bytes_raise_a_decode_error(data: bytes):
             transform(data, 3)
 
 
+def test_a_jpeg_header_claiming_billions_of_pixels_is_refused_before_decoding():
+    data = bytearray(encoded(photo(40, 30)))
+    sof = data.index(b"\xff\xc0")  # baseline frame header: length (2), precision (1), height (2), width (2)
+    data[sof + 5:sof + 9] = (60000).to_bytes(2, "big") * 2
+    with pytest.raises(Image.DecompressionBombError):
+        decode(bytes(data))
+    with pytest.raises(DECODE_ERRORS):
+        Transform(16, Augment(random_resized_crop=(0.5, 1.0)), train=True)(bytes(data), 3)
+
+
 def test_the_soft_label_cache_records_the_pixel_paths():
     from ssld_zoo.train.recipe import load_recipe
     from ssld_zoo.train.soft_labels import transform_identity

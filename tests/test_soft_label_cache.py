@@ -22,7 +22,7 @@ from ssld_zoo.train.cache import write_cache
 from ssld_zoo.train.data import ImageDataset, TrainBatches, Transform, loader, open_source
 from ssld_zoo.train.engine import train
 from ssld_zoo.train.losses import complete_topk, symmetric_kl
-from ssld_zoo.train.models import build_model, freeze_teacher, normalized
+from ssld_zoo.train.networks import build_network, freeze_teacher, normalized
 from ssld_zoo.train.recipe import RecipeError, load_recipe, parse_recipe
 from ssld_zoo.train.soft_labels import CacheError, CachedDataset, open_cache, shard_name
 from train_support import python_env, run_module
@@ -63,7 +63,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def teacher_of(r):
-    model = build_model(r.teacher, "teacher").model
+    model = build_network(r.teacher, "teacher").module
     freeze_teacher(model, r.teacher.bn)
     return model
 

@@ -39,10 +39,10 @@ def test_malformed_hub_ids_are_one_clear_error(bad):
 def test_every_consumer_refuses_a_malformed_hub_id_the_same_way(tmp_path):
     import ssld_zoo
     from ssld_zoo.tools.evaluate import load_model
-    from ssld_zoo.train.models import build_model
+    from ssld_zoo.train.networks import build_network
     from ssld_zoo.train.recipe import ModelSpec
     for attempt in (lambda: ssld_zoo.create("resnet20_cifar", pretrained="hf-hub:a/b/c"),
-                    lambda: build_model(ModelSpec("resnet20_cifar", "hf-hub:a/b/c"), "teacher"),
+                    lambda: build_network(ModelSpec("resnet20_cifar", "hf-hub:a/b/c"), "teacher"),
                     lambda: load_model("hf-hub:a/b/c"), lambda: resolve("hf-hub:a/b/c")):
         with pytest.raises(InvalidWeightsError, match="must look like 'hf-hub:org/name'"):
             attempt()

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from train_support import TinyData, base_recipe, run_module, write_recipe
 
 from ssld_zoo.train import train
-from ssld_zoo.train.models import build_model
+from ssld_zoo.train.networks import build_network
 from ssld_zoo.train.recipe import parse_recipe
 
 
@@ -71,7 +71,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path, tiny_data: Tin
     ddp = load_file(tmp_path / "ddp" / "tiny_student" / "model.safetensors")
     one = load_file(single / "model.safetensors")
     torch.manual_seed(0)  # the run's seed, set right before it builds the student
-    init = build_model(parse_recipe(raw).student, "student").model.state_dict()
+    init = build_network(parse_recipe(raw).student, "student").module.state_dict()
     moved = max((one[k] - init[k]).abs().max().item() for k in one)
     differ = max((one[k] - ddp[k]).abs().max().item() for k in one)
     assert moved > 1e-2 and differ < 1e-5, (moved, differ)

@@ -24,7 +24,7 @@ from ssld_zoo.train import TrainingDivergedError, plot_run, train
 from ssld_zoo.train.command import main
 from ssld_zoo.train.checkpoint import CheckpointError
 from ssld_zoo.train.engine import RunSetupError, shared_stage_changes
-from ssld_zoo.train.models import ModelBuildError
+from ssld_zoo.train.networks import ModelBuildError
 from ssld_zoo.train.optim import learning_rate, make_optimizer
 from ssld_zoo.train.recipe import DataSource, Stage, parse_recipe
 

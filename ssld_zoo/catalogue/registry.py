@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from ssld_zoo.paths import find_data_file
-from ssld_zoo.errors import CatalogueError, UnknownModelError
+from ssld_zoo.errors import ArgumentTypeError, CatalogueError, UnknownModelError
 from ssld_zoo.reading import read_json, shorten
 from ssld_zoo.catalogue.shipped import locate
 
@@ -125,6 +125,8 @@ _extra_catalogues: list[Path] = []
 
 def add_catalogue(path: str | os.PathLike) -> None:
     """Layer another catalogue JSON file on top of the built-in one (its entries win on name clashes)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(f"add_catalogue() takes the path of a catalogue JSON file, not {_typed(path)}.")
     path = Path(path).resolve()
     _load_file(path)  # fail early on a bad file
     if path not in _extra_catalogues:
@@ -317,7 +319,14 @@ def scale_size(crop_size: int, crop_pct: float) -> int:
     return math.floor(crop_size / crop_pct)
 
 
+def _typed(value: Any) -> str:
+    """`value` as an error message shows a wrong argument: its type and a short repr."""
+    return f"{type(value).__name__} {shorten(value, 40)}"
+
+
 def _get(name: str) -> tuple[ModelEntry, str | None]:
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"A model name is a string such as 'resnet50d_ssld', not {_typed(name)}.")
     base, _, tag = name.partition(".")
     entries = _entries()
     if base not in entries:
@@ -350,6 +359,9 @@ def iter_models() -> Iterator[ModelEntry]:
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Model names matching the fnmatch `pattern`. `pretrained=True` lists, as timm does, every `name.tag` whose
     weights can be loaded now (of a model matching `pattern`)."""
+    if not isinstance(pattern, str):
+        raise ArgumentTypeError(f"list_models() takes an fnmatch pattern string such as '*resnet*', not "
+                                f"{_typed(pattern)}.")
     matching = [e for e in iter_models() if fnmatch.fnmatch(e.name, pattern)]
     if not pretrained:
         return sorted(e.name for e in matching)

@@ -51,7 +51,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     import torch
     from ssld_zoo.models.factory import create
     from ssld_zoo.data.transforms import get_transform
-    from ssld_zoo.train.models import num_classes
+    from ssld_zoo.train.networks import num_classes
     images = [_read_image(p) for p in args.images]
     model = create(args.name, pretrained=args.weights or True, cache_dir=args.cache_dir).eval()
     transform = get_transform(model)

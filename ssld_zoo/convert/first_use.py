@@ -1,7 +1,9 @@
-"""First use before publication: the official PaddleClas file, downloaded once, pinned, converted and cached.
+"""First use before publication: the official PaddleClas file, downloaded once, pinned, converted and kept in the
+conversion cache.
 
 For a catalogue weight not yet on the Hub, `create(name, pretrained=True)` downloads its `.pdparams` from the URL in
-the catalogue, converts it with `ssld_zoo.convert` and keeps the result as a Hub-layout folder::
+the catalogue, converts it with `ssld_zoo.convert` and keeps the result as a Hub-layout folder in the conversion
+cache (`weights.resolve.conversion_cache_root`)::
 
     $SSLD_ZOO_CACHE (default $XDG_CACHE_HOME/ssld_zoo or ~/.cache/ssld_zoo)
     ├── paddle/ResNet50_vd_ssld_pretrained.pdparams        the downloaded file
@@ -35,7 +37,7 @@ from ssld_zoo.errors import ConversionError, IntegrityError, InvalidWeightsError
 from ssld_zoo.files import file_sha256, write_text_atomic
 from ssld_zoo.catalogue.registry import WeightEntry
 from ssld_zoo.weights.hub import VerifiedFile
-from ssld_zoo.weights.resolve import cache_root
+from ssld_zoo.weights.resolve import conversion_cache_root
 from ssld_zoo.weights.sources import WEIGHTS_FILE
 
 PADDLE_HOST = "https://paddle-imagenet-models-name.bj.bcebos.com/"
@@ -66,11 +68,11 @@ def converted_origin(weight: WeightEntry) -> VerifiedFile:
 
 
 class _Paths:
-    """Where one weight's first-use files live under `cache_root()`."""
+    """Where one weight's first-use files live under `conversion_cache_root()`."""
 
     def __init__(self, weight: WeightEntry) -> None:
         assert weight.origin_url is not None
-        root = cache_root()
+        root = conversion_cache_root()
         self.folder = root / "converted" / weight.full_name
         self.pdparams = root / "paddle" / weight.origin_url.rsplit("/", 1)[-1]
         self.record = self.pdparams.with_name(self.pdparams.name + ".json")
@@ -97,8 +99,8 @@ def _read_record(weight: WeightEntry, paths: _Paths) -> dict[str, Any] | None:
 
 
 def _cached(weight: WeightEntry, paths: _Paths) -> VerifiedFile | None:
-    """The cached conversion, verified against the record kept beside the PaddleClas file (not inside the folder,
-    which a damaged copy could change); None when there is none or it does not match."""
+    """The conversion in the conversion cache, verified against the record kept beside the PaddleClas file (not
+    inside the folder, which a damaged copy could change); None when there is none or it does not match."""
     record = _read_record(weight, paths)
     weights = paths.folder / WEIGHTS_FILE
     if record is None or not weights.is_file():
@@ -173,6 +175,6 @@ def _download(weight: WeightEntry, dest: Path) -> None:
                 f"Weights '{weight.full_name}' are not on the Hub yet (status: {weight.status}), and their PaddleClas "
                 f"file could not be fetched for conversion: {e} Check SSLD_ZOO_PADDLE_ENDPOINT if you use a mirror, "
                 f"or convert a copy you have with `ssld-zoo convert --paddle FILE --model {weight.full_name} --out "
-                "DIR` and pass pretrained='DIR'.") from None
+                "DIR` and pass pretrained='DIR'.") from e
         raise OfflineError(f"Weights '{weight.full_name}' are not on the Hub yet and their PaddleClas file cannot be "
-                           f"downloaded: {e} {how}") from None
+                           f"downloaded: {e} {how}") from e

@@ -87,8 +87,10 @@ def to_image(pixels: torch.Tensor) -> Image.Image:
 def decode(data: bytes) -> torch.Tensor:
     """The encoded image `data` as a uint8 RGB CHW tensor (channels-last in memory, as torchvision's resize kernel
     wants it): colour and greyscale JPEGs by `torchvision.io.decode_jpeg`, anything else (CMYK JPEGs included) by
-    PIL. Raises an OSError-like exception when it cannot be decoded."""
-    if data[:3] == b"\xff\xd8\xff":
+    PIL. Raises an OSError-like exception when it cannot be decoded, and PIL's `DecompressionBombError` for a header
+    that claims more pixels than PIL would decode (checked before any pixel is allocated)."""
+    im = open_image(data)
+    if im.format == "JPEG":
         pixels = _decode_jpeg(data)
         if pixels.shape[0] == 3:
             return pixels
@@ -96,7 +98,7 @@ def decode(data: bytes) -> torch.Tensor:
             return pixels.expand(3, -1, -1)
     with warnings.catch_warnings():  # read-only: the pixels are only read
         warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(np.asarray(rgb(open_image(data)))).permute(2, 0, 1)
+        return torch.from_numpy(np.asarray(rgb(im))).permute(2, 0, 1)
 
 
 def _decode_jpeg(data: bytes) -> torch.Tensor:

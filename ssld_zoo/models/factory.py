@@ -13,8 +13,9 @@ from ssld_zoo.models._stock import register_catalogue_models
 from ssld_zoo.models._zoo import build_checked
 from ssld_zoo.models.checks import check_model_args
 from ssld_zoo.weights.resolve import Resolved, resolve
-from ssld_zoo.errors import InvalidWeightsError
+from ssld_zoo.errors import ArgumentTypeError, InvalidWeightsError
 from ssld_zoo.weights.sources import CONFIG_FILE, pretrained_cfg_for
+from ssld_zoo.weights.validation import MAX_CLASSES
 
 
 def create(name: str, pretrained: bool | str | os.PathLike = False, *, num_classes: int | None = None,
@@ -36,6 +37,10 @@ def create(name: str, pretrained: bool | str | os.PathLike = False, *, num_class
         **kwargs: passed to `timm.create_model` (e.g. `drop_rate`, `in_chans`, `output_stride`).
     """
     weight = get_weight_entry(name)  # unknown names and tags fail here, with suggestions
+    if num_classes is not None and not (isinstance(num_classes, int) and not isinstance(num_classes, bool)
+                                        and 0 <= num_classes <= MAX_CLASSES):
+        raise ArgumentTypeError(f"num_classes must be a whole number from 0 to {MAX_CLASSES:,} (or None for the "
+                                f"weights' own), not {num_classes!r}.", key="num_classes")
     options: dict[str, Any] = dict(kwargs, num_classes=num_classes)
     if features_only:
         options.update(features_only=True, out_indices=tuple(out_indices) if out_indices is not None else None)

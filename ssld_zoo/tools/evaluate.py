@@ -34,12 +34,13 @@ from ssld_zoo.reading import MAX_LIST_BYTES, read_text, shorten
 from ssld_zoo.catalogue.registry import INTERPOLATIONS, get_weight_entry
 from ssld_zoo.weights.resolve import Resolved, names_its_model, resolve
 from ssld_zoo.weights.sources import CONFIG_FILE, pretrained_cfg_for
+from ssld_zoo.weights.validation import MAX_INPUT_PX, MIN_CROP_PCT
 
 if TYPE_CHECKING:
     import torch
 
     from ssld_zoo.train.data import Images, Transform
-    from ssld_zoo.train.evaluation import Scores
+    from ssld_zoo.train.scoring import Scores
 
 CIFAR_PREFIX = "cifar10:"
 KAGGLE_HEADER = ("ImageId", "PredictionString")
@@ -270,12 +271,12 @@ def resolve_preprocessing(model: "torch.nn.Module", *, input_size: int | None = 
     from ssld_zoo.data.transforms import preprocessing_config
     config = preprocessing_config(model)
     if input_size is not None:
-        if input_size < 1:
-            raise EvaluationError(f"--input-size must be a positive number of pixels, not {input_size}.")
+        if not 1 <= input_size <= MAX_INPUT_PX:
+            raise EvaluationError(f"--input-size must be from 1 to {MAX_INPUT_PX} pixels, not {input_size}.")
         config["input_size"] = (config["input_size"][0], input_size, input_size)
     if crop_pct is not None:
-        if not 0 < crop_pct <= 1:
-            raise EvaluationError(f"--crop-pct must be in (0, 1], not {crop_pct}.")
+        if not MIN_CROP_PCT <= crop_pct <= 1:
+            raise EvaluationError(f"--crop-pct must be from {MIN_CROP_PCT} to 1, not {crop_pct}.")
         config["crop_pct"] = crop_pct
     if interpolation is not None:
         if interpolation not in INTERPOLATIONS:
@@ -302,9 +303,12 @@ def eval_transform(preprocessing: dict[str, Any]) -> "Transform":
 
 # -- evaluation -------------------------------------------------------------------------------------------------------
 def _check_counts(batch_size: int, workers: int, limit: int | None) -> None:
+    from ssld_zoo.train.recipe import MAX_WORKERS  # the bound a recipe's runtime.workers has
     for option, value, least in (("--batch-size", batch_size, 1), ("--workers", workers, 0), ("--limit", limit, 1)):
         if value is not None and value < least:
             raise EvaluationError(f"{option} must be at least {least}, not {value}.")
+    if workers > MAX_WORKERS:
+        raise EvaluationError(f"--workers must be at most {MAX_WORKERS:,}, not {workers:,}.")
 
 
 def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str | os.PathLike | None = None,
@@ -340,7 +344,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
     from ssld_zoo.train.distributed import pick_device
     chosen = pick_device(device, error=EvaluationError)
     loaded = load_model(model, weights, data_root=data_root, cache_dir=cache_dir)
-    from ssld_zoo.train.models import num_classes
+    from ssld_zoo.train.networks import num_classes
     check_classes(num_classes(loaded.module), loaded.name, labelled)
     preprocessing = resolve_preprocessing(loaded.module, input_size=input_size, crop_pct=crop_pct,
                                           interpolation=interpolation)
@@ -352,7 +356,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, weights: str 
         transform = _paddle_transform(preprocessing)
         preprocessing = dict(preprocessing, resize_short=transform.resize_short, backend=transform.backend)
     else:  # uint8: the model wrapper normalises
-        from ssld_zoo.train.models import Normalized
+        from ssld_zoo.train.networks import Normalized
         transform = eval_transform(preprocessing)
         module = Normalized(module, tuple(preprocessing["mean"]), tuple(preprocessing["std"])).to(chosen)
     scores = _run(module, labelled.images, transform, count,
@@ -377,7 +381,7 @@ def _run(model: "torch.nn.Module", images: "Images", transform: Any, count: int,
     from tqdm import tqdm
 
     from ssld_zoo.train.data import EvalBatches, ImageDataset, loader
-    from ssld_zoo.train.evaluation import score
+    from ssld_zoo.train.scoring import score
     batches = loader(ImageDataset([images], transform), EvalBatches(count, batch_size), workers=workers,
                      pin_memory=device.type == "cuda")
 

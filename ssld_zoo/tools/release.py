@@ -300,7 +300,7 @@ def compare_mirror(mirror: dict[str, Any], ours: dict[str, Any]) -> dict[str, An
             mirror["repo_id"], revision="main").sha
     except Exception as e:  # the client's HTTP errors differ across its versions
         raise ReleaseError(f"Cannot read mirror repo '{mirror['repo_id']}' on {constants.ENDPOINT}: "
-                           f"{' '.join(str(e).split())[:200]}") from None
+                           f"{' '.join(str(e).split())[:200]}") from e
     path = hub.hub_download(HubFile(mirror["repo_id"], mirror["filename"], revision, None, None))
     theirs = load_file(path)
     record = {"repo_id": mirror["repo_id"], "filename": mirror["filename"], "revision": revision,
@@ -361,11 +361,11 @@ def apply_update(update_file: str | os.PathLike, catalogue: Path | None = None) 
             weight["mirrors"] = [checked.get(m["repo_id"], m) for m in weight.get("mirrors") or []]
         except (KeyError, TypeError, AttributeError) as e:
             raise ReleaseError(f"{update_file}: the entry for '{full_name}' does not fit the catalogue "
-                               f"({e!r}).") from None
+                               f"({e!r}).") from e
         try:
             validate_model(model, doc["models"][model])
         except CatalogueError as e:
-            raise ReleaseError(f"{update_file}: applying '{full_name}' would break the catalogue: {e}") from None
+            raise ReleaseError(f"{update_file}: applying '{full_name}' would break the catalogue: {e}") from e
         changed.append(full_name)
     write_text_atomic(catalogue, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     refresh()

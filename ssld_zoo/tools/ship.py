@@ -42,13 +42,13 @@ def measure(recipe: Any, weights: Path, *, data_root: str | os.PathLike | None =
     import torch
 
     from ssld_zoo.train.data import EvalBatches, ImageDataset, Transform, loader, open_source
-    from ssld_zoo.train.evaluation import score
-    from ssld_zoo.train.models import build_model, normalized
+    from ssld_zoo.train.scoring import score
+    from ssld_zoo.train.networks import build_network, normalized
     from ssld_zoo.train.recipe import ModelSpec
     if recipe.data.eval is None:
         raise ShipError(f"Recipe '{recipe.name}' has no data.eval set to measure the student on; add one.")
     spec = ModelSpec(model=recipe.student.model, pretrained=os.fspath(weights), model_args=recipe.student.model_args)
-    net = normalized(build_model(spec, "student", data_root).model).eval().to(device)
+    net = normalized(build_network(spec, "student", data_root).module).eval().to(device)
     images = open_source(recipe.data.eval, data_root)
     transform = Transform(recipe.data.input_size, recipe.data.augment, train=False)
     batches = loader(ImageDataset([images], transform), EvalBatches(len(images), batch_size), workers=workers,

@@ -1,5 +1,6 @@
-"""`ssld-zoo cache RECIPE.yaml [KEY=VALUE ...] [--out DIR]`: run a recipe's teacher once over `cache.views`
-augmented views of every training image and store its top-k soft labels (format: `soft_labels.py`).
+"""`ssld-zoo cache RECIPE.yaml [KEY=VALUE ...] [--out DIR]`: write a soft-label cache: run a recipe's teacher once
+over `cache.views` augmented views of every training image and store its top-k soft labels (format: `soft_labels.py`).
+(Not the Hub cache nor the conversion cache of downloaded and converted weights: docs/architecture.md.)
 
 Writing resumes: an interrupted run, started again with the same recipe and folder, keeps every finished shard (its
 sha256 checked) and writes the rest. `--verify DIR` checks a finished cache against the recipe without writing.
@@ -44,7 +45,7 @@ def _fill(recipe: Any, folder: Path, data_root: str | os.PathLike | None, device
     from ssld_zoo.train import soft_labels as fmt
     from ssld_zoo.train.data import Transform, epoch_order, open_source
     from ssld_zoo.train.distributed import pick_device
-    from ssld_zoo.train.models import build_teacher, normalized
+    from ssld_zoo.train.networks import build_teacher, normalized
     teacher = build_teacher(recipe.teachers, data_root)
     sources = fmt.cache_sources(recipe)
     images = [open_source(s, data_root) for s in sources]
@@ -210,8 +211,8 @@ class _Labeler:
         from tqdm import tqdm
 
         from ssld_zoo.train.data import EvalBatches, ImageDataset, loader
-        from ssld_zoo.train.evaluation import score
-        from ssld_zoo.train.models import freeze_teacher
+        from ssld_zoo.train.scoring import score
+        from ssld_zoo.train.networks import freeze_teacher
         self.teacher.eval()
         batches = loader(ImageDataset([images], transform), EvalBatches(len(images), self.batch),
                          workers=self.recipe.runtime.workers, pin_memory=False)
@@ -227,7 +228,7 @@ class _Labeler:
 
 def verify(recipe: Any, folder: str | Path | None, data_root: str | os.PathLike | None) -> dict[str, Any]:
     """Check a finished cache against `recipe` (every sha256, teacher, transform, data); returns its manifest."""
-    from ssld_zoo.train.models import build_teacher
+    from ssld_zoo.train.networks import build_teacher
     from ssld_zoo.train.soft_labels import open_cache
     teacher = build_teacher(recipe.teachers, data_root)
     return open_cache(recipe, teacher, data_root, folder).manifest
@@ -241,14 +242,15 @@ def cache_bytes(folder: Path) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `cache` command's arguments."""
     parser.add_argument("recipe", type=Path, metavar="RECIPE.yaml", help="the recipe whose teacher, data and "
-                                                                         "augmentation the cache is for")
+                                                                         "augmentation the soft-label cache is for")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="recipe overrides, e.g. cache.views=16 cache.topk=5 batch_size=256")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="cache folder (default: the recipe's cache.dir)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="soft-label cache folder (default: the recipe's cache.dir)")
     parser.add_argument("--data", type=Path, metavar="DIR", help="data folder for cifar10: sources "
                                                                  "(default: $SSLD_ZOO_DATA)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    parser.add_argument("--verify", action="store_true", help="check an existing cache against the recipe "
+    parser.add_argument("--verify", action="store_true", help="check an existing soft-label cache against the recipe "
                                                               "(every file's sha256, teacher, transform, data)")
 
 

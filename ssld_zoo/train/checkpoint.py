@@ -82,7 +82,7 @@ def load(path: Path) -> dict[str, Any]:
     except Exception as e:  # a truncated or foreign file
         reason = str(e).splitlines()[0].split(". ")[0].rstrip(".") if str(e).strip() else type(e).__name__
         raise CheckpointError(f"Cannot read checkpoint {path}: {reason}. It is damaged or not a checkpoint; delete "
-                              "it to start the run over without --resume, or choose another --out.") from None
+                              "it to start the run over without --resume, or choose another --out.") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an ssld_zoo training checkpoint (format {FORMAT}).")
     return payload

@@ -2,7 +2,7 @@
 
 A dataset yields `(index, uint8 CHW image or None, label)`; the label is -1 when the image has none or the recipe hides
 it, and the image is None when the file cannot be decoded (the batch drops it and counts it as skipped). Pixels stay
-in [0, 255]: each model normalises its own input (`models.Normalized`).
+in [0, 255]: each model normalises its own input (`networks.Normalized`).
 
 Every sample's augmentation is seeded from (seed, stage, epoch, index), and every epoch's order from
 (seed, stage, epoch), so a batch holds the same pixels whatever the worker count, rank count or resume point.
@@ -175,14 +175,14 @@ class Selection(Images):
 
 
 class Shards(Images):
-    """The samples of WebDataset tar shards (`ssld_zoo.data.shards`; URLs fetched once into the cache), read in
-    place by offset."""
+    """The samples of WebDataset tar shards (`ssld_zoo.data.shards`; URLs fetched once into the conversion cache),
+    read in place by offset."""
 
     def __init__(self, location: str) -> None:
         from ssld_zoo.data.shards import local_shard, members, shard_list
-        from ssld_zoo.weights.resolve import cache_root
+        from ssld_zoo.weights.resolve import conversion_cache_root
         self.location = location
-        self.paths = [os.fspath(local_shard(s, cache_root() / "shards")) for s in shard_list(location)]
+        self.paths = [os.fspath(local_shard(s, conversion_cache_root() / "shards")) for s in shard_list(location)]
         rows = [(n, m.offset, m.size, m.label) for n, path in enumerate(self.paths) for m in members(Path(path))]
         table = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
         self.shard, self.offsets, self.sizes, self.labels = table.T.copy()

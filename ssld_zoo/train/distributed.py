@@ -62,8 +62,12 @@ def pick_device(device: str | None = None, *, error: type[SsldZooError] = SsldZo
         chosen = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise error(f"--device '{device}' is not a torch device (cpu, cuda, cuda:1, ...).") from e
+    if chosen.type not in ("cpu", "cuda", "mps"):  # meta, xpu, ...: no place this project runs a model on
+        raise error(f"--device '{device}' is not a device ssld-zoo runs on; use cpu or cuda (cuda:1, ...).")
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise error(f"--device {device}: torch sees no CUDA device here; use --device cpu.")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise error(f"--device {device}: torch sees no Apple GPU here; use --device cpu.")
     return chosen
 
 

@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, cast
 
 import numpy as np
 import torch
@@ -35,15 +35,18 @@ from ssld_zoo.files import file_sha256, run_lock, write_text_atomic
 from ssld_zoo.reporting import progress_bars
 from ssld_zoo.train import checkpoint, distributed
 from ssld_zoo.train.checkpoint import CHECKPOINT_FILE, CheckpointError, Position, stage_end_file
-from ssld_zoo.train.evaluation import Scores, score
 from ssld_zoo.train.data import EvalBatches, ImageDataset, TrainBatches, Transform, loader, open_source
 from ssld_zoo.train.soft_labels import CachedDataset
-from ssld_zoo.train.export import check_output_name, export
+from ssld_zoo.train.hub_folder import check_output_name, write_hub_folder
 from ssld_zoo.train.losses import IGNORE_LABEL, complete_topk, counted, get_loss, reduce
-from ssld_zoo.train.models import build_pair, freeze_teacher, normalized, num_classes
+from ssld_zoo.train.networks import Normalized, build_pair, freeze_teacher, normalized, num_classes
 from ssld_zoo.train.optim import learning_rate, make_optimizer
 from ssld_zoo.train.recipe import Recipe, load_recipe, saved_recipe
 from ssld_zoo.train.resume import setting_changes
+from ssld_zoo.train.scoring import Scores, score
+
+if TYPE_CHECKING:
+    from timm.utils import ModelEmaV3
 
 METRICS_FILE = "metrics.jsonl"
 RECIPE_FILE = "recipe.yaml"
@@ -172,7 +175,18 @@ def shared_stage_changes(old: dict[str, Any], new: dict[str, Any], stages: int, 
 
 
 class Trainer:
-    """One run of one recipe in one process (of one or many)."""
+    """One run of one recipe in one process (of one or many).
+
+    One handle per network and role:
+    - `student`: the bare student network (timm, no input normalisation): the one the optimizer trains, whose weights
+      are checkpointed (as "student") and exported; `student_network` adds how to build it again (architecture, args).
+    - `student_step`: what a training step calls: `student` behind its input normalisation, under DDP and
+      `torch.compile` when they are on.
+    - `student_ema`: timm's `ModelEmaV3` of `student` in the current stage (None without `runtime.ema`); its `.module`
+      is the averaged copy that evaluation scores and the next stage starts from.
+    - `teacher`: the frozen teacher (or ensemble) behind its own normalisation, compiled when `runtime.compile` is
+      on: images in [0, 1] to logits. None for a supervised recipe and with `soft_labels: cache`.
+    """
 
     def __init__(self, recipe: Recipe, run_dir: Path, context: distributed.Context,
                  data_root: str | os.PathLike | None) -> None:
@@ -193,32 +207,36 @@ class Trainer:
         self.autocast_dtype = torch.bfloat16 if r.runtime.amp == "bf16" else None
         self.loss_fn = get_loss(r.loss.type, r.loss.temperature)
         torch.manual_seed(r.runtime.seed)  # the student's initial weights
-        self.built, teacher = build_pair(r.student, r.teachers, data_root)
+        self.student_network, teacher = build_pair(r.student, r.teachers, data_root)
         self.soft_labels = None
         if r.soft_labels == "cache":
             from ssld_zoo.train.soft_labels import open_cache
             assert teacher is not None
             self.soft_labels = open_cache(r, teacher.model, data_root)
-            teacher = None  # the cache holds its predictions: training never runs it
-        check_output_name(r, self.built)
-        self.classes = num_classes(self.built.model)
-        self.student = normalized(self.built.model).to(device).to(memory_format=self.memory_format)
-        self.teacher = teacher.to(device).to(memory_format=self.memory_format) if teacher is not None else None
+            teacher = None  # the soft-label cache holds its predictions: training never runs it
+        check_output_name(r, self.student_network)
+        self.student = self.student_network.module.to(device).to(memory_format=self.memory_format)
+        self.student_ema: ModelEmaV3 | None = None
+        self.classes = num_classes(self.student)
+        normalized_student = self._normalized(self.student)
         fill = tuple(self.soft_labels.manifest["fill"] if self.soft_labels is not None
-                     else (round(255 * m) for m in self.student.mean.flatten().tolist()))
+                     else (round(255 * m) for m in normalized_student.mean.flatten().tolist()))
         self.train_transform = Transform(r.data.input_size, r.data.augment, train=True, fill=fill)
         self.eval_set = None
         if r.data.eval is not None:
             self.eval_set = ImageDataset([open_source(r.data.eval, data_root)],
                                          Transform(r.data.input_size, r.data.augment, train=False))
             self._check_labels(self.eval_set, r.data.eval.source)
-        forward: nn.Module = self.student
+        student_step: nn.Module = normalized_student
         if context.world > 1:
-            forward = nn.parallel.DistributedDataParallel(
-                self.student, device_ids=[device] if device.type == "cuda" else None)
-        self.forward = torch.compile(forward) if r.runtime.compile else forward
-        self.teacher_forward = (torch.compile(self.teacher) if r.runtime.compile and self.teacher is not None
-                                else self.teacher)
+            student_step = nn.parallel.DistributedDataParallel(
+                normalized_student, device_ids=[device] if device.type == "cuda" else None)
+        self.student_step: Callable[[torch.Tensor], torch.Tensor] = (
+            torch.compile(student_step) if r.runtime.compile else student_step)
+        self.teacher: nn.Module | None = None
+        if teacher is not None:
+            teacher = teacher.to(device).to(memory_format=self.memory_format)
+            self.teacher = cast(nn.Module, torch.compile(teacher)) if r.runtime.compile else teacher
 
     # -- run ---------------------------------------------------------------------------------------------------
     def run(self, resume: bool, start_from: Path | None = None) -> Path:
@@ -240,8 +258,8 @@ class Trainer:
                 self._run_stage(index)
         folder = self.run_dir / r.name
         if self.ctx.main:
-            folder = export(r, self.built, self.built.model.state_dict(), self.run_dir, self.metrics,
-                            ema=r.runtime.ema is not None)
+            folder = write_hub_folder(r, self.student_network, self.student.state_dict(), self.run_dir, self.metrics,
+                                      ema=r.runtime.ema is not None)
             self._log(f"student written to {folder}")
         self.ctx.barrier()
         return folder
@@ -267,7 +285,7 @@ class Trainer:
             raise CheckpointError(f"{path} was written by recipe '{old.get('name')}', whose first {at.stage} stage(s) "
                                   f"were trained differently ({', '.join(changed[:3])} differ); start this recipe "
                                   "from scratch, or make those settings equal.")
-        self.built.model.load_state_dict(saved["student"])
+        self.student.load_state_dict(saved["student"])
         self.position = at
         self.teacher_pred = saved["teacher_pred"]
         self.metrics = [*saved["metrics"], {
@@ -284,7 +302,7 @@ class Trainer:
             raise CheckpointError(f"{self.checkpoint_path} was written by a different recipe ({', '.join(changed[:3])} "
                                   "differ). Resume with the same recipe and overrides, or start a new run in another "
                                   "folder.")
-        self.built.model.load_state_dict(saved["student"])
+        self.student.load_state_dict(saved["student"])
         self.position = Position(**saved["position"])
         self.saved_step = self.position.global_step
         self.metrics = saved["metrics"]
@@ -319,24 +337,24 @@ class Trainer:
             raise RunSetupError(f"Stage '{stage.name}' has {len(dataset)} images, fewer than batch_size "
                                 f"{r.batch_size}; lower batch_size or add images.")
         restore, self.resume = self.resume, StageResume()
-        optimizer = make_optimizer(self.built.model, stage, r)
+        optimizer = make_optimizer(self.student, stage, r)
         if restore.optimizer is not None:
             optimizer.load_state_dict(restore.optimizer)
-        ema = None
+        self.student_ema = None
         if r.runtime.ema is not None:
             from timm.utils import ModelEmaV3
-            ema = ModelEmaV3(self.built.model, decay=r.runtime.ema)
+            self.student_ema = ModelEmaV3(self.student, decay=r.runtime.ema)
             if restore.ema is not None:
-                ema.module.load_state_dict(restore.ema)
+                self.student_ema.module.load_state_dict(restore.ema)
         self._log(f"stage '{stage.name}' ({index + 1}/{len(r.stages)}): {len(dataset)} images, {steps} steps of "
                   f"{r.batch_size} per epoch, {stage.epochs} epochs")
         totals = restore.totals
         while self.position.stage == index:
-            self._run_epoch(index, dataset, steps, optimizer, ema, totals or Totals())
+            self._run_epoch(index, dataset, steps, optimizer, totals or Totals())
             totals = None
 
     def _run_epoch(self, index: int, dataset: ImageDataset, steps: int, optimizer: torch.optim.Optimizer,
-                   ema: Any, totals: Totals) -> None:
+                   totals: Totals) -> None:
         """One epoch from the current position; `totals` holds what a resumed epoch had counted before."""
         r, ctx, pos, stage = self.recipe, self.ctx, self.position, self.recipe.stages[index]
         pending = Pending(ctx.device)
@@ -348,7 +366,7 @@ class Trainer:
         label = f"{stage.name} epoch {pos.epoch + 1}/{stage.epochs}"
         for batch in loader(dataset, batches, workers=r.runtime.workers, pin_memory=ctx.device.type == "cuda"):
             lr = learning_rate(stage, pos.epoch * steps + pos.step, steps)
-            self._step(batch, optimizer, ema, lr, pending)
+            self._step(batch, optimizer, lr, pending)
             totals.lr = lr
             pos.step += 1
             pos.global_step += 1
@@ -361,24 +379,25 @@ class Trainer:
             totals.seconds = before + time.perf_counter() - started
             self.progress(label, pos.step, steps, totals)
             if eval_due:
-                self.metrics.append(self._eval_record(index, ema))
+                self.metrics.append(self._eval_record(index))
                 if ctx.main:
                     self._write_metrics()
             if checkpoint_due:
-                self._save(optimizer, ema, totals)
+                self._save(optimizer, totals)
         last = pos.epoch + 1 == stage.epochs
-        record = self._epoch_record(index, totals, ema, evaluate=eval_every is None or last)
-        if last and ema is not None:
-            self.built.model.load_state_dict(ema.module.state_dict())  # the next stage starts from the EMA
+        record = self._epoch_record(index, totals, evaluate=eval_every is None or last)
+        if last and self.student_ema is not None:
+            self.student.load_state_dict(self.student_ema.module.state_dict())  # the next stage starts from the EMA
+            self.student_ema = None  # ... with an EMA of its own
         self.position = Position(index + 1, 0, 0, pos.global_step) if last else Position(
             index, pos.epoch + 1, 0, pos.global_step)
         self.metrics.append(record)
-        self._save(None if last else optimizer, None if last else ema, None)
+        self._save(None if last else optimizer, None)
         if ctx.main:
             self._write_metrics()
             self._log(_describe(record))
 
-    def _step(self, batch: Any, optimizer: torch.optim.Optimizer, ema: Any, lr: float, pending: Pending) -> None:
+    def _step(self, batch: Any, optimizer: torch.optim.Optimizer, lr: float, pending: Pending) -> None:
         """One optimizer step. Nothing here waits for the device: statistics stay in `pending` until it is flushed."""
         r, ctx, pos = self.recipe, self.ctx, self.position
         for group in optimizer.param_groups:
@@ -387,10 +406,10 @@ class Trainer:
         x = self._input(batch.images)
         labels = batch.labels.to(ctx.device, non_blocking=True)
         with self._autocast():
-            logits = self.forward(x)
-            if self.teacher_forward is not None:
+            logits = self.student_step(x)
+            if self.teacher is not None:
                 with torch.no_grad():
-                    target = self.teacher_forward(x)
+                    target = self.teacher(x)
             else:
                 target = labels
         if batch.log_probs is not None:
@@ -403,8 +422,8 @@ class Trainer:
         pending.add(per_sample, counted(r.loss.type, target), len(batch.labels), batch.skipped, pos.global_step + 1)
         if global_count > 0:
             optimizer.step()
-            if ema is not None:
-                ema.update(self.built.model)
+            if self.student_ema is not None:
+                self.student_ema.update(self.student)
 
     def _global_count(self, batch: Any) -> int:
         """The samples of the global batch that count towards the loss, read from the labels on the host:
@@ -455,7 +474,7 @@ class Trainer:
         self.teacher.eval()
         scores = self._evaluate(self.teacher, keep_predictions=True)
         self.teacher_pred = scores.predictions
-        freeze_teacher(self.teacher.model, self.recipe.teacher.bn)
+        freeze_teacher(self.teacher, self.recipe.teacher.bn)
         result = {"top1": scores.top1, "top5": scores.top5, "images": scores.labelled, "skipped": scores.skipped}
         self.metrics.append({"type": "teacher_eval", **result})
         if self.ctx.main:
@@ -473,10 +492,10 @@ class Trainer:
         self.metrics.append({"type": "teacher_eval", **result, "from_cache": True})
         if self.ctx.main:
             self._write_metrics()
-            self._log(f"teacher on the eval set (from the cache): top-1 {_percent(result['top1'])}, top-5 "
+            self._log(f"teacher on the eval set (from the soft-label cache): top-1 {_percent(result['top1'])}, top-5 "
                       f"{_percent(result['top5'])}")
 
-    def _epoch_record(self, index: int, totals: Totals, ema: Any, evaluate: bool) -> dict[str, Any]:
+    def _epoch_record(self, index: int, totals: Totals, evaluate: bool) -> dict[str, Any]:
         stage, pos = self.recipe.stages[index], self.position
         record: dict[str, Any] = {
             "type": "epoch", "stage": stage.name, "stage_index": index, "epoch": pos.epoch + 1,
@@ -486,20 +505,21 @@ class Trainer:
             "img_per_s": totals.images / totals.seconds if totals.seconds else None, "images": totals.images,
             "skipped": totals.skipped, "seconds": round(totals.seconds, 3)}
         if evaluate and self.eval_set is not None:
-            record.update(self._eval_fields(ema))
+            record.update(self._eval_fields())
         return record
 
-    def _eval_record(self, index: int, ema: Any) -> dict[str, Any]:
+    def _eval_record(self, index: int) -> dict[str, Any]:
         """A mid-epoch evaluation (`runtime.eval_every`)."""
         pos = self.position
         return {"type": "eval", "stage": self.recipe.stages[index].name, "stage_index": index, "epoch": pos.epoch + 1,
                 "global_step": pos.global_step, "images_seen": pos.global_step * self.recipe.batch_size,
-                **self._eval_fields(ema)}
+                **self._eval_fields()}
 
-    def _eval_fields(self, ema: Any) -> dict[str, Any]:
-        model = self.student if ema is None else self.student.around(ema.module)
+    def _eval_fields(self) -> dict[str, Any]:
+        """Scores of the student, or of its EMA copy when EMA is on."""
+        model = self.student if self.student_ema is None else self.student_ema.module
         model.eval()
-        scores = self._evaluate(model, keep_predictions=False)
+        scores = self._evaluate(self._normalized(model), keep_predictions=False)
         self.student.train()
         fields = {"eval_top1": scores.top1, "eval_top5": scores.top5, "eval_images": scores.labelled,
                   "eval_skipped": scores.skipped}
@@ -508,6 +528,10 @@ class Trainer:
         return fields
 
     # -- helpers -----------------------------------------------------------------------------------------------
+    def _normalized(self, network: nn.Module) -> Normalized:
+        """`network` (the student or its EMA copy) behind the student's input normalisation, on the device."""
+        return normalized(network).to(self.ctx.device)
+
     def _input(self, images: torch.Tensor) -> torch.Tensor:
         x = images.to(self.ctx.device, non_blocking=True).float().div_(255)
         return x.contiguous(memory_format=self.memory_format)
@@ -517,17 +541,17 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.ctx.device.type, dtype=self.autocast_dtype)
 
-    def _save(self, optimizer: torch.optim.Optimizer | None, ema: Any, totals: Totals | None) -> None:
-        if not all(torch.isfinite(p).all() for p in self.built.model.parameters()):
+    def _save(self, optimizer: torch.optim.Optimizer | None, totals: Totals | None) -> None:
+        if not all(torch.isfinite(p).all() for p in self.student.parameters()):
             raise TrainingDivergedError(f"The student's weights stopped being finite by global step "
                                         f"{self.position.global_step}; training stopped. {self._kept()} Lower the "
                                         "learning rate (or check the data) and start a new run.")
         if self.ctx.main:
             payload = {
                 "recipe": self.recipe_yaml, "position": asdict(self.position),
-                "student": self.built.model.state_dict(),
+                "student": self.student.state_dict(),
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
-                "ema": ema.module.state_dict() if ema is not None else None,
+                "ema": self.student_ema.module.state_dict() if self.student_ema is not None else None,
                 "totals": asdict(totals) if totals is not None else None, "metrics": self.metrics,
                 "teacher_pred": self.teacher_pred, "rng": checkpoint.rng_state()}
             checkpoint.save(self.checkpoint_path, payload)

@@ -47,8 +47,9 @@ from typing import Annotated, Any, Sequence
 from ssld_zoo.catalogue.registry import INTERPOLATIONS
 from ssld_zoo.data.subsets import SUBSET_FORMS, parse_subset
 from ssld_zoo.errors import CheckpointError, RecipeError
-from ssld_zoo.reading import clip, parse_yaml, read_yaml, shorten
+from ssld_zoo.reading import MAX_DEPTH, clip, parse_yaml, read_yaml, shorten
 from ssld_zoo.train.fields import FieldReader, OneOf, Range, ReadWith, Valid
+from ssld_zoo.weights.validation import MIN_CROP_PCT
 
 LOSSES = ("symmetric_kl", "soft_ce", "js", "kl", "ce")
 SOFT_LABELS = ("online", "cache")
@@ -152,7 +153,7 @@ class Augment:
     auto_augment: Annotated[str | None, Valid(_RAND_AUGMENT.match, "a timm RandAugment spec like rand-m9-mstd0.5")] \
         = None
     interpolation: Annotated[str, OneOf(INTERPOLATIONS)] = "bilinear"
-    eval_crop_pct: Annotated[float, Range(above=0, max=1)] = 1.0
+    eval_crop_pct: Annotated[float, Range(min=MIN_CROP_PCT, max=1)] = 1.0
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,9 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], *, where: str
             raise RecipeError(f"Override '{clip(item)}' for {where} must look like key=value, e.g. "
                               "stages.0.epochs=1.")
         parts = key.split(".")
+        if len(parts) > MAX_DEPTH:  # each part may add a level, and the recipe reader allows no deeper one
+            raise RecipeError(f"Override '{clip(item)}' for {where}: its key has {len(parts):,} parts, more than the "
+                              f"{MAX_DEPTH} levels a recipe may nest.")
         node: Any = out
         for i, part in enumerate(parts[:-1]):
             node = _child(node, part, ".".join(parts[: i + 1]), item, where)

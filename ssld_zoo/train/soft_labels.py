@@ -232,9 +232,9 @@ def open_cache(recipe: Recipe, teacher: nn.Module, data_root: Any = None,
         recorded_source = manifest["sources"][labels.part_of(source)]
         images = open_source(source, data_root)
         if (recorded_source["images"], recorded_source["fingerprint"]) != (len(images), images.fingerprint()):
-            raise CacheError(f"Training source {source.source} now holds other images than when the cache {folder} "
-                             f"was written ({len(images)} vs {recorded_source['images']} images, or other files); "
-                             "rebuild the cache with `ssld-zoo cache`.")
+            raise CacheError(f"Training source {source.source} now holds other images than when the soft-label "
+                             f"cache {folder} was written ({len(images)} vs {recorded_source['images']} images, or "
+                             "other files); rebuild the cache with `ssld-zoo cache`.")
     return labels
 
 

@@ -101,7 +101,7 @@ def download_here(hub: HubFile, cache: Path, *, force: bool, model: str | None) 
                   else f"the Hub at {constants.ENDPOINT} could not be reached")
         name = model or "NAME"
         raise OfflineError(
-            f"Cannot get {what}: {reason} and it is not in the cache ({cache}). "
+            f"Cannot get {what}: {reason} and it is not in the Hub cache ({cache}). "
             f"On a machine with network access run `ssld-zoo download {name} --to DIR`, copy DIR here and use "
             f"`ssld_zoo.create('{name}', pretrained='DIR/{name}')`; or set HF_ENDPOINT to a reachable "
             "mirror.", **_about(hub)) from e
@@ -160,7 +160,7 @@ def _download_in_child(hub: HubFile, cache: Path, *, force: bool, model: str | N
                    else "it accepts connections but does not answer, or too slowly")
             raise OfflineError(f"The Hub at {constants.ENDPOINT} did not deliver {_describe(hub)} within {limit:g} s "
                                f"({DEADLINE_ENV}): {why}. Check HF_ENDPOINT and the network, or set HF_HUB_OFFLINE=1 "
-                               "to use cached files only.", **_about(hub)) from e
+                               "to use the Hub cache only.", **_about(hub)) from e
     finally:
         if child.poll() is None:  # interrupted while waiting (Ctrl-C): the download stops with this process's wait
             child.kill()
@@ -288,8 +288,8 @@ def fetch_verified(hub: HubFile, *, cache_dir: str | os.PathLike | None = None,
     if problem is None:
         return VerifiedFile(path, expected)
     if constants.HF_HUB_OFFLINE:
-        raise IntegrityError(f"The cached copy of {_describe(hub)} at {path} is corrupt ({problem}) and cannot be "
-                             "downloaded again because HF_HUB_OFFLINE is set. Unset it to repair the cache.",
+        raise IntegrityError(f"The Hub cache's copy of {_describe(hub)} at {path} is corrupt ({problem}) and cannot be "
+                             "downloaded again because HF_HUB_OFFLINE is set. Unset it to repair the Hub cache.",
                              **_about(hub), path=str(path))
     path = hub_download(hub, cache_dir=cache_dir, force=True, model=model)
     problem = check_file(path, expected, hub.size)

@@ -109,11 +109,11 @@ def publish_folder(folder: str | os.PathLike, repo_id: str, *, revision: str | N
                                  allow_patterns=list(PUBLISHED_FILES),
                                  commit_message=commit_message or f"Publish {WEIGHTS_FILE} (sha256 {sha256[:12]})")
     except HfHubHTTPError as e:
-        raise PublishError(_refusal(e, where, repo_id.split("/")[0])) from None
+        raise PublishError(_refusal(e, where, repo_id.split("/")[0])) from e
     except ValueError as e:  # the client raises this when the Hub finds README.md's metadata invalid
         raise PublishError(f"The Hub rejected {folder} for {where}: {_one_line(e)} Fix README.md and publish "
-                           "again.") from None
+                           "again.") from e
     except transport_errors() as e:
         raise PublishError(f"Cannot publish to {where}: the Hub could not be reached ({_one_line(e)}). Check your "
-                           "network and HF_ENDPOINT.") from None
+                           "network and HF_ENDPOINT.") from e
     return info.oid

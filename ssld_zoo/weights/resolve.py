@@ -5,14 +5,15 @@ What a source names (`sources.parse_source` decides), and where its file comes f
 1. a catalogue weight (a `WeightEntry`, or `name` / `name.tag`): the file shipped in the checkout, else the pinned Hub
    file, else a Hub mirror that `ssld-zoo release` verified equal (pinned by commit and sha256), else the data
    folder's PyTorch checkpoint (`data_file`, checked against the catalogue's `origin.sha256`, converted to
-   safetensors once and cached under that sha256), else the file the producer registered for its origin format makes
-   (`ssld_zoo.convert` registers the first-use conversion of the PaddleClas `.pdparams`);
+   safetensors once and kept in the conversion cache under that sha256), else the file the producer registered for
+   its origin format makes (`ssld_zoo.convert` registers the first-use conversion of the PaddleClas `.pdparams`);
 2. `hf-hub:org/name[@revision]`: the repo's `model.safetensors`, checked against the sha256 the Hub published, with
    the preprocessing, classes and architecture of its `config.json` (a repo without one works too);
 3. a Hub-layout folder: its `model.safetensors`, checked against the sha256 pinned in its `config.json`;
 4. a `.safetensors` file: nothing pins it, so only its header is checked;
 5. with `checkpoints=True` (training), a PyTorch checkpoint (`.pth`/`.pt`/`.th`/`.bin`): read with
-   `torch.load(weights_only=True)` and converted once to a safetensors file cached under its sha256.
+   `torch.load(weights_only=True)` and converted once to a safetensors file kept in the conversion cache under its
+   sha256.
 
 Each file is hashed once, before its path is returned, and nothing is built here: the model is built from the
 returned path by `ssld_zoo.models.factory.load_model`, which every command uses. No hash is remembered between calls
@@ -88,9 +89,10 @@ def names_its_model(spec: str | os.PathLike) -> bool:
     return isinstance(parse_source(spec), (HubSource, FolderSource))
 
 
-def cache_root() -> Path:
-    """Where files made on this machine are kept: first-use conversions and their PaddleClas files, and converted
-    PyTorch checkpoints (`$SSLD_ZOO_CACHE`, default `$XDG_CACHE_HOME/ssld_zoo` or `~/.cache/ssld_zoo`)."""
+def conversion_cache_root() -> Path:
+    """The conversion cache: where files made on this machine are kept (first-use conversions and their PaddleClas
+    files, converted PyTorch checkpoints, fetched shards); `$SSLD_ZOO_CACHE`, default `$XDG_CACHE_HOME/ssld_zoo` or
+    `~/.cache/ssld_zoo`. Not the Hub cache (huggingface_hub's) nor a soft-label cache (`ssld-zoo cache`)."""
     if os.environ.get("SSLD_ZOO_CACHE"):
         return Path(os.environ["SSLD_ZOO_CACHE"]).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -206,12 +208,13 @@ def _data_file(weight: WeightEntry, data_file: str, data_root: str | os.PathLike
 # -- PyTorch checkpoints, converted once ------------------------------------------------------------------------------
 def _checkpoint_paths(sha256: str) -> tuple[Path, Path]:
     """The converted file of the checkpoint whose sha256 is `sha256`, and its record (the converted file's hash)."""
-    folder = cache_root() / "checkpoints"
+    folder = conversion_cache_root() / "checkpoints"
     return folder / f"{sha256}.safetensors", folder / f"{sha256}.json"
 
 
 def _cached_checkpoint(sha256: str) -> VerifiedFile | None:
-    """The cached conversion of a checkpoint, verified against its record (None when there is none or it differs)."""
+    """A checkpoint's conversion in the conversion cache, verified against its record (None when there is none or
+    it differs)."""
     converted, record_path = _checkpoint_paths(sha256)
     if not record_path.exists():
         return None
@@ -226,7 +229,8 @@ def _cached_checkpoint(sha256: str) -> VerifiedFile | None:
 
 
 def _converted_checkpoint(path: Path, sha256: str | None) -> VerifiedFile:
-    """`path` (a PyTorch checkpoint whose sha256 is `sha256`, hashed here when None) as a cached safetensors file:
+    """`path` (a PyTorch checkpoint whose sha256 is `sha256`, hashed here when None) as a safetensors file in the
+    conversion cache:
     its state dict (bare, or under 'state_dict' / 'model' / 'student'; DataParallel's `module.` prefix removed), read
     with `weights_only=True` so the file cannot run code, saved byte-stably (the same checkpoint always gives the
     same file, so processes converting at once agree)."""

@@ -21,9 +21,11 @@ Every check raises `InvalidWeightsError` with one line that names the file (or t
 from __future__ import annotations
 
 import math
+import operator
 import os
 import re
 import struct
+from itertools import accumulate
 from typing import Any, Callable
 
 from ssld_zoo.catalogue.registry import INTERPOLATIONS
@@ -36,6 +38,7 @@ DTYPE_BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, 
               "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64}  # safetensors 0.8's set
 MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
 MAX_RANK = 32
+_MAX_ELEMENTS = 1 << 58  # elements of one tensor, at any step of the product: its bits must fit in 64 bits
 _TENSOR_KEYS = ("dtype", "shape", "data_offsets")
 _METADATA = "__metadata__"
 
@@ -123,6 +126,9 @@ def _check_tensors(header: dict[str, Any], data_bytes: int) -> None:
             raise _NotSafetensors(f"{tensor} has the data_offsets {shorten(offsets, 60)}, not [begin, end] with "
                                   "0 <= begin <= end")
         begin, end = offsets
+        if any(size >= _MAX_ELEMENTS for size in accumulate(shape, operator.mul)):  # as the loader multiplies
+            raise _NotSafetensors(f"{tensor} has the shape {shorten(shape, 60)}, whose element count overflows "
+                                  "64 bits as the loader multiplies it out")
         bits = math.prod(shape) * DTYPE_BITS[dtype]
         if bits % 8 or bits // 8 != end - begin:
             raise _NotSafetensors(f"{tensor} ({dtype} of shape {shorten(shape, 60)}) needs {bits / 8:,g} bytes, but "
@@ -142,6 +148,8 @@ def _check_tensors(header: dict[str, Any], data_bytes: int) -> None:
 # -- config.json ------------------------------------------------------------------------------------------------------
 MAX_CLASSES = 100_000  # ImageNet-22k has 21,841
 MAX_INPUT_PX = 4096  # a side; the largest SSLD weight is evaluated at 320
+MIN_CROP_PCT = 0.25  # eval resizes to input / crop_pct: a tiny fraction asks for an image of unbounded size (timm's
+#                     smallest is 0.75)
 MAX_CHANNELS = 16
 MAX_TEXT = 10_000  # characters of a free-text value (a license, a description)
 MAX_NAME = 200  # characters of a name (an architecture, a tag, a layer)
@@ -233,7 +241,7 @@ _FLAG: Rule = (lambda v: isinstance(v, bool), "is not true or false")
 _SIZE: Rule = (lambda v: isinstance(v, tuple) and len(v) == 3 and _is_whole(v[0], 1, MAX_CHANNELS)
                and all(_is_whole(s, 1, MAX_INPUT_PX) for s in v[1:]),
                f"is not [channels, height, width] with 1-{MAX_CHANNELS} channels and 1-{MAX_INPUT_PX} px a side")
-_CROP: Rule = (lambda v: _is_number(v) and 0 < v <= 1, "is not a number in (0, 1]")
+_CROP: Rule = (lambda v: _is_number(v) and MIN_CROP_PCT <= v <= 1, f"is not a number from {MIN_CROP_PCT} to 1")
 _POOL: Rule = (lambda v: isinstance(v, tuple) and len(v) <= 3 and all(_is_whole(s, 1, MAX_INPUT_PX) for s in v),
                f"is not a list of whole numbers from 1 to {MAX_INPUT_PX}")
 _LAYERS: Rule = (lambda v: _is_texts(v, MAX_NAME), "is not a layer name or a list of them")
@@ -268,7 +276,7 @@ PRETRAINED_CFG_NEUTRAL: dict[str, Rule] = {  # change how timm reads the weights
                      "must be 0: it would make timm slice the classifier's weights")}
 _TUPLE_KEYS = ("input_size", "test_input_size", "min_input_size", "mean", "std", "pool_size", "test_pool_size")
 
-SSLD_ZOO_BLOCK: dict[str, Rule] = {  # what weights/layout.py and train/export.py pin
+SSLD_ZOO_BLOCK: dict[str, Rule] = {  # what weights/layout.py and train/hub_folder.py pin
     "model": _NAME, "tag": _NAME, "recipe": _NAME,
     "sha256": (_is_sha256, "is not 64 lower-case hex digits"),
     "size": (lambda v: _is_whole(v, 0, 1 << 50), "is not a size in bytes"),

@@ -78,7 +78,7 @@ def _mine(settings: MineSettings, out: Path, *, data_root: str | os.PathLike | N
     exclude = open_images(settings.exclude, settings.exclude_subset, data_root, "--exclude")
     out.parent.mkdir(parents=True, exist_ok=True)
     from ssld_zoo.train.distributed import pick_device
-    from ssld_zoo.train.models import num_classes
+    from ssld_zoo.train.networks import num_classes
     teacher = Teacher(settings, data_root, pick_device(device, error=MineError))
     state = saved or MineState(now, pool_print, num_classes(teacher.net.model))
     show = progress_bars(_logger, progress)

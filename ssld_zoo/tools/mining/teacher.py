@@ -25,10 +25,10 @@ class Teacher:
 
     def __init__(self, settings: MineSettings, data_root: str | os.PathLike | None, device: "torch.device") -> None:
         from ssld_zoo.train.data import RESAMPLE, Transform
-        from ssld_zoo.train.models import build_model, normalized
+        from ssld_zoo.train.networks import build_network, normalized
         from ssld_zoo.train.recipe import Augment, ModelSpec
         spec = ModelSpec(model=settings.teacher, pretrained=settings.teacher_weights or True)
-        model = build_model(spec, "teacher", data_root).model.eval().requires_grad_(False)
+        model = build_network(spec, "teacher", data_root).module.eval().requires_grad_(False)
         cfg = getattr(model, "pretrained_cfg", None) or {}
         interpolation = cfg.get("interpolation") or "bilinear"
         if interpolation not in RESAMPLE:

@@ -19,7 +19,7 @@ from ssld_zoo.errors import UnknownModelError
 from ssld_zoo.files import canonical_safetensors, write_text_atomic
 from ssld_zoo.weights.layout import place_weights, temporary_weights_path, write_folder
 from ssld_zoo.weights.sources import CONFIG_FILE, PAPER_ID
-from ssld_zoo.train.models import Built, ModelBuildError, num_classes
+from ssld_zoo.train.networks import ModelBuildError, Network, num_classes
 from ssld_zoo.train.recipe import Recipe
 
 _CFG_KEYS = ("mean", "std", "first_conv", "classifier", "fixed_input_size")
@@ -34,33 +34,33 @@ def catalogue_weight(name: str) -> Any:
         return None
 
 
-def check_output_name(recipe: Recipe, built: Built) -> None:
+def check_output_name(recipe: Recipe, student: Network) -> None:
     """A recipe named after a catalogue weight must train that weight's architecture and class count."""
     found = catalogue_weight(recipe.name)
     if found is None:
         return
     entry, _ = found
-    classes = num_classes(built.model)
-    if entry.architecture != built.architecture or entry.num_classes != classes:
+    classes = num_classes(student.module)
+    if entry.architecture != student.architecture or entry.num_classes != classes:
         raise ModelBuildError(
             f"Recipe name '{recipe.name}' is a catalogue weight of architecture '{entry.architecture}' with "
-            f"{entry.num_classes} classes, but the student is '{built.architecture}' with {classes}. Rename the "
+            f"{entry.num_classes} classes, but the student is '{student.architecture}' with {classes}. Rename the "
             "recipe, or make the student match.")
 
 
-def student_config(recipe: Recipe, built: Built, sha256: str, size: int) -> dict[str, Any]:
+def student_config(recipe: Recipe, student: Network, sha256: str, size: int) -> dict[str, Any]:
     """timm `config.json` for a student that is not a catalogue weight, with the recipe's eval preprocessing."""
-    source = getattr(built.model, "pretrained_cfg", None) or {}
+    source = getattr(student.module, "pretrained_cfg", None) or {}
     cfg: dict[str, Any] = {k: source[k] for k in _CFG_KEYS if source.get(k) is not None}
-    classes = num_classes(built.model)
+    classes = num_classes(student.module)
     data = recipe.data
-    cfg.update(architecture=built.architecture, num_classes=classes, input_size=[3, data.input_size, data.input_size],
+    cfg.update(architecture=student.architecture, num_classes=classes, input_size=[3, data.input_size, data.input_size],
                crop_pct=data.augment.eval_crop_pct, interpolation=data.augment.interpolation)
     if recipe.distills:
         cfg["paper_ids"] = PAPER_ID
-    config: dict[str, Any] = {"architecture": built.architecture, "num_classes": classes, "pretrained_cfg": cfg}
-    if built.model_args:
-        config["model_args"] = built.model_args
+    config: dict[str, Any] = {"architecture": student.architecture, "num_classes": classes, "pretrained_cfg": cfg}
+    if student.model_args:
+        config["model_args"] = student.model_args
     config["ssld_zoo"] = {"model": recipe.name, "sha256": sha256, "size": size, "recipe": recipe.name}
     return config
 
@@ -109,20 +109,20 @@ def training_section(recipe: Recipe, metrics: list[dict[str, Any]], ema: bool) -
     return "\n".join(lines)
 
 
-def _own_card(recipe: Recipe, built: Built, folder: Path, section: str) -> str:
+def _own_card(recipe: Recipe, student: Network, folder: Path, section: str) -> str:
     front = ["---", "library_name: timm", "tags:", "- image-classification", "- timm", "- ssld_zoo"]
     if recipe.distills:
         front += ["- knowledge-distillation", "- arxiv:2103.05959"]
     return "\n".join([*front, "---", "", f"# {recipe.name}", "",
-                      f"timm `{built.architecture}` trained by `ssld_zoo.train` from recipe `{recipe.name}`.", "",
+                      f"timm `{student.architecture}` trained by `ssld_zoo.train` from recipe `{recipe.name}`.", "",
                       "```python", "import ssld_zoo, timm  # ssld_zoo registers its own architectures with timm",
                       f"model = timm.create_model(\"local-dir:path/to/{folder.name}\", pretrained=True).eval()",
                       "```", "",
                       section])
 
 
-def export(recipe: Recipe, built: Built, state: dict[str, torch.Tensor], run_dir: Path,
-           metrics: list[dict[str, Any]], *, ema: bool) -> Path:
+def write_hub_folder(recipe: Recipe, student: Network, state: dict[str, torch.Tensor], run_dir: Path,
+                     metrics: list[dict[str, Any]], *, ema: bool) -> Path:
     """Write `RUN_DIR/<recipe name>/` from the final student `state`; every file appears complete or not at all."""
     from safetensors.torch import save_file
     folder = run_dir / recipe.name
@@ -142,7 +142,7 @@ def export(recipe: Recipe, built: Built, state: dict[str, torch.Tensor], run_dir
         write_text_atomic(folder / "README.md", model_card(*found) + "\n" + section)
         return folder
     sha256, size = place_weights(tmp, folder)
-    config = student_config(recipe, built, sha256, size)
+    config = student_config(recipe, student, sha256, size)
     write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
-    write_text_atomic(folder / "README.md", _own_card(recipe, built, folder, section))
+    write_text_atomic(folder / "README.md", _own_card(recipe, student, folder, section))
     return folder
