@@ -110,7 +110,7 @@ def timm_rate(images: Path, teacher: Path | None, args: argparse.Namespace) -> f
 
 def zoo_recipe(images: Path, teacher: Path, args: argparse.Namespace, cache: Path | None) -> dict[str, Any]:
     augment: dict[str, Any] = ({"pad_crop": 4, "hflip": True} if args.size <= 64
-                               else {"random_resized_crop": [0.08, 1.0], "hflip": True})
+                               else {"random_resized_crop": True, "hflip": True})
     recipe: dict[str, Any] = {
         "name": "bench_student",
         "student": {"model": STUDENT, "model_args": {"num_classes": CLASSES}},
