@@ -322,6 +322,14 @@ def _describe(holder: dict[str, Any] | None) -> str:
     return ", ".join(str(field)[:320] for field in fields)
 
 
+def save_safetensors(tensors: dict[str, Any], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Save `tensors` (torch) as safetensors at `path`, a temporary path the caller publishes, with the header made
+    byte-stable (`canonical_safetensors`): the same tensors and metadata always give the same sha256."""
+    from safetensors.torch import save_file
+    save_file(tensors, os.fspath(path), metadata=metadata)
+    canonical_safetensors(path)
+
+
 def canonical_safetensors(path: Path) -> None:
     """Rewrite a safetensors header in place with its keys sorted, so the same tensors and metadata always give the
     same bytes (safetensors' writer orders the metadata by a randomly seeded hash map). The header keeps its length:

@@ -80,9 +80,7 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
     """Convert a PaddleClas file into a Hub-layout folder `out` (`model.safetensors`, timm `config.json`, model card)
     for catalogue weight `name` (`model` or `model.tag`). Files appear only when complete. `origin_sha256` is the
     file's sha256 when the caller has already computed it."""
-    from safetensors.torch import save_file
-
-    from ssld_zoo.files import canonical_safetensors, file_sha256
+    from ssld_zoo.files import file_sha256, save_safetensors
     from ssld_zoo.weights.layout import temporary_weights_path, write_folder
     folder = Path(out).expanduser()
     if folder.exists() and not folder.is_dir():
@@ -94,8 +92,8 @@ def convert_to_folder(pdparams: str | os.PathLike, name: str, out: str | os.Path
     try:
         tensors = convert_pdparams(pdparams, name)
         origin_sha256 = origin_sha256 or file_sha256(pdparams)
-        save_file(tensors, tmp, metadata={"format": "pt", "ssld_zoo_origin_sha256": origin_sha256})
-        canonical_safetensors(tmp)  # the same PaddleClas file always gives the same sha256
+        # byte-stable: the same PaddleClas file always gives the same sha256
+        save_safetensors(tensors, tmp, {"format": "pt", "ssld_zoo_origin_sha256": origin_sha256})
     except BaseException:
         tmp.unlink(missing_ok=True)
         if created:

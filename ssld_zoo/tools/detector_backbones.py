@@ -348,11 +348,9 @@ def _pth_bytes(state: dict[str, torch.Tensor]) -> bytes:
 
 def _write_safetensors(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Byte-stable safetensors through a temporary file."""
-    from safetensors.torch import save_file
-    from ssld_zoo.files import atomic_path, canonical_safetensors
+    from ssld_zoo.files import atomic_path, save_safetensors
     with atomic_path(path) as tmp:
-        save_file(state, os.fspath(tmp), metadata=metadata)
-        canonical_safetensors(tmp)
+        save_safetensors(state, tmp, metadata)
 
 
 def _identity(weight: str, pretrained: bool | str | os.PathLike) -> dict[str, str]:

@@ -8,7 +8,6 @@ Both cards end with the training run: recipe, stages and measured metrics.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import torch
 import yaml
 
 from ssld_zoo.errors import UnknownModelError
-from ssld_zoo.files import canonical_safetensors, write_text_atomic
+from ssld_zoo.files import save_safetensors, write_text_atomic
 from ssld_zoo.weights.layout import place_weights, temporary_weights_path, write_folder
 from ssld_zoo.weights.sources import CONFIG_FILE, PAPER_ID
 from ssld_zoo.train.networks import ModelBuildError, Network, num_classes
@@ -124,13 +123,10 @@ def _own_card(recipe: Recipe, student: Network, folder: Path, section: str) -> s
 def write_hub_folder(recipe: Recipe, student: Network, state: dict[str, torch.Tensor], run_dir: Path,
                      metrics: list[dict[str, Any]], *, ema: bool) -> Path:
     """Write `RUN_DIR/<recipe name>/` from the final student `state`; every file appears complete or not at all."""
-    from safetensors.torch import save_file
     folder = run_dir / recipe.name
     tmp = temporary_weights_path(folder)
     try:
-        save_file({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, os.fspath(tmp),
-                  metadata={"format": "pt"})
-        canonical_safetensors(tmp)
+        save_safetensors({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, tmp, {"format": "pt"})
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

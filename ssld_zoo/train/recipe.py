@@ -49,7 +49,7 @@ from ssld_zoo.data.subsets import SUBSET_FORMS, parse_subset
 from ssld_zoo.errors import CheckpointError, RecipeError
 from ssld_zoo.reading import MAX_DEPTH, clip, parse_yaml, read_yaml, shorten
 from ssld_zoo.train.fields import FieldReader, OneOf, Range, ReadWith, Valid
-from ssld_zoo.weights.validation import MIN_CROP_PCT
+from ssld_zoo.weights.validation import MAX_CLASSES, MAX_INPUT_PX, MIN_CROP_PCT
 
 LOSSES = ("symmetric_kl", "soft_ce", "js", "kl", "ce")
 SOFT_LABELS = ("online", "cache")
@@ -58,8 +58,6 @@ TEACHER_BN_MODES = ("train", "eval")
 AMP_MODES = (None, "bf16")
 SOURCE_KINDS = ("cifar10", "imagefolder", "folder", "list", "shards")
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 100.0  # kl's softening; beyond these the loss under- or overflows
-MAX_CLASSES = 100_000  # ImageNet-22k has 21,841; a larger classifier is a typo that would allocate gigabytes
-MAX_INPUT_SIZE = 4096  # pixels per side; a larger crop is a typo that would allocate gigabytes per image
 MAX_WORKERS = 1024
 MAX_RECIPE_BYTES = 1 << 20
 _ENV = re.compile(r"\$\{(\w+)\}")
@@ -198,7 +196,7 @@ class LossSpec:
 class DataSpec:
     """`data:`: the input size, the train augmentation / eval preprocessing, and the evaluation images."""
 
-    input_size: Annotated[int, Range(min=1, max=MAX_INPUT_SIZE)]
+    input_size: Annotated[int, Range(min=1, max=MAX_INPUT_PX)]
     augment: Augment = Augment()
     eval: DataSource | None = None
 

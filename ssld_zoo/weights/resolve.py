@@ -31,7 +31,7 @@ from typing import Any, Callable
 from ssld_zoo.catalogue.registry import WeightEntry, get_model_entry, get_weight_entry
 from ssld_zoo.errors import (InputError, IntegrityError, InvalidWeightsError, UnknownModelError,
                              WeightsUnavailableError)
-from ssld_zoo.files import canonical_safetensors, file_sha256, publish, temporary_path, write_text_atomic
+from ssld_zoo.files import atomic_path, file_sha256, save_safetensors, write_text_atomic
 from ssld_zoo.paths import SHARED_DATA, Missing, find_data_file
 from ssld_zoo.reading import read_json
 from ssld_zoo.weights import hub
@@ -240,20 +240,13 @@ def _converted_checkpoint(path: Path, sha256: str | None) -> VerifiedFile:
     cached = _cached_checkpoint(sha256)
     if cached is not None:
         return cached
-    from safetensors.torch import save_file
     state = _torch_state_dict(path)
     converted, record = _checkpoint_paths(sha256)
-    tmp = temporary_path(converted)
-    try:
-        save_file({k: v.contiguous() for k, v in state.items()}, os.fspath(tmp),
-                  metadata={"format": "pt", "ssld_zoo_origin_sha256": sha256})
-        canonical_safetensors(tmp)
+    with atomic_path(converted) as tmp:
+        save_safetensors({k: v.contiguous() for k, v in state.items()}, tmp,
+                         {"format": "pt", "ssld_zoo_origin_sha256": sha256})
         made = VerifiedFile(converted, file_sha256(tmp))
         size = tmp.stat().st_size
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    publish(tmp, converted)
     write_text_atomic(record, json.dumps({"origin": {"path": str(path), "sha256": sha256},
                                           "converted": {"sha256": made.sha256, "size": size}}, indent=2) + "\n")
     return made
