@@ -64,6 +64,14 @@ def run_parsed(run: Callable[[argparse.Namespace], Any], args: argparse.Namespac
     global _current
     _current = _Run(prog.split(), list(argv))
     try:
+        return _run(run, args)
+    finally:
+        _current = _Run()  # a later call in this process (a library user's) has no signal pending
+
+
+def _run(run: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
+    """`run_parsed`'s body, for the command recorded in `_current`."""
+    try:
         with _signals_raised(), _one_line_warnings(), to_stderr():
             run(args)
     except SsldZooError as e:
@@ -119,6 +127,16 @@ def resumable(resume_with: Callable[[], str | None]) -> Iterator[None]:
         with contextlib.suppress(Exception):
             _current.resume_with = resume_with()
         raise
+
+
+def raise_if_interrupted() -> None:
+    """Raise again the SIGINT or SIGTERM that the running command received, if it is still running: the exception
+    the signal raised can turn into another one on its way up (a file closed twice becomes an `OSError`) that a
+    handler takes for a bad input and skips. Loops call this once per step, so no signal is lost for more than one
+    step. A no-op outside `run_parsed` and in other threads."""
+    signum = _current.signal
+    if signum is not None and threading.current_thread() is threading.main_thread():
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _interrupted() -> int:

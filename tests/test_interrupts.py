@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from test_files import hold_lock
@@ -162,3 +162,37 @@ def test_a_second_signal_during_a_hanging_cleanup_ends_the_process_at_once():
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 128 + signal.SIGINT
     assert process.communicate()[1] == "ssld-zoo: interrupted\n"
+
+
+
+class _SwallowingImages:
+    """A map-style dataset that sends this process `signum` while it reads item 1 and, like a careless handler (or an
+    interrupt turned into an `OSError` on its way up), takes every exception for a bad image."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __getitem__(self, key: int) -> int | None:
+        try:
+            if key == 1:
+                os.kill(os.getpid(), self.signum)
+            time.sleep(0.05)
+            return key
+        except BaseException:
+            return None
+
+
+@pytest.mark.parametrize("signum, line", [(signal.SIGINT, "ssld-zoo: interrupted\n"),
+                                          (signal.SIGTERM, "ssld-zoo: interrupted (SIGTERM)\n")])
+def test_a_signal_that_a_handler_swallowed_still_ends_the_data_loop_at_the_next_batch(
+        signum: int, line: str, capsys: pytest.CaptureFixture[str]):
+    from ssld_zoo.train.data import loader
+    seen: list[Any] = []
+
+    def command(args: argparse.Namespace) -> None:
+        batches = loader(_SwallowingImages(signum), [[0], [1], [2], [3]], workers=0, collate=lambda items: items)
+        seen.extend(batches)
+
+    assert run_parsed(command, argparse.Namespace()) == 128 + signum
+    assert seen == [[0]]  # neither the batch that swallowed the signal nor any after it is handed on
+    assert capsys.readouterr().err == line

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -303,3 +304,60 @@ def test_a_fifo_as_an_image_list_entry_or_labels_file_is_refused_at_once(tmp_pat
     assert isinstance(error, DataError) and "is a FIFO" in str(error)
     error = finishes(lambda: read_labels(fifo), unblock=fifo)
     assert isinstance(error, DataError) and f"The labels file {fifo} is a FIFO" in str(error)
+
+
+
+_OPENING = ("reading.py", "<frozen os>")  # the code that opens a file: open_regular and os.fdopen
+
+
+def _tracer(on_line: Callable[[], None]) -> Callable[..., Any]:
+    """A trace function that calls `on_line` at each line of `_OPENING`'s code."""
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            on_line()
+        return local
+
+    def on_call(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code.co_filename.endswith(_OPENING) else None
+    return on_call
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
+def test_ctrl_c_at_any_line_of_opening_a_file_stays_a_ctrl_c_and_leaks_nothing(tmp_path: Path):
+    """Ctrl-C can land between any two lines: whichever one it lands on, `open_regular` lets the KeyboardInterrupt
+    through unchanged (never an OSError that a caller would take for a bad file) and leaves no descriptor open."""
+    path = tmp_path / "image.jpg"
+    path.write_bytes(b"x" * 10)
+    lines = 0
+
+    def count() -> None:
+        nonlocal lines
+        lines += 1
+
+    before = _open_fds()
+    sys.settrace(_tracer(count))
+    try:
+        open_regular(path, what="image").close()
+    finally:
+        sys.settrace(None)
+    assert lines > 5
+    for at in range(1, lines + 1):
+        seen = 0
+
+        def interrupt_at_line(at: int = at) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == at:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            sys.settrace(_tracer(interrupt_at_line))
+            try:
+                open_regular(path, what="image").close()
+            finally:
+                sys.settrace(None)
+        assert _open_fds() == before, f"a descriptor leaked when Ctrl-C landed on line {at} of {lines}"

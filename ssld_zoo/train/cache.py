@@ -172,12 +172,12 @@ class _Labeler:
             return self.teacher(x).float()
 
     def _batches(self, dataset: Any, keys: list[Any], what: str, show: bool) -> Iterator[list[Any]]:
-        import torch
         from tqdm import tqdm
+
+        from ssld_zoo.train.data import loader
         batches = [keys[s:s + self.batch] for s in range(0, len(keys), self.batch)]
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=_collate,
-                                             num_workers=self.recipe.runtime.workers, generator=torch.Generator())
-        yield from tqdm(loader, total=len(batches), desc=what, unit="batch", disable=not show, dynamic_ncols=True)
+        yield from tqdm(loader(dataset, batches, workers=self.recipe.runtime.workers, collate=_collate),
+                        total=len(batches), desc=what, unit="batch", disable=not show, dynamic_ncols=True)
 
     def label_views(self, images: Any, transform: Any, words: tuple[int, int, int], indices: Any, what: str,
                     show: bool) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -541,8 +541,29 @@ class EvalBatches:
             yield [(i, None) for i in self.indices[start:start + self.batch]]
 
 
-def loader(dataset: ImageDataset, batches: Any, *, workers: int, pin_memory: bool) -> torch.utils.data.DataLoader:
-    """A DataLoader over `batches`; its private generator keeps the global torch RNG untouched."""
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
-                                       collate_fn=Collate(dataset.transform.size), pin_memory=pin_memory,
-                                       generator=torch.Generator())
+class Loader:
+    """Batches from a DataLoader that, before each one, raises again a Ctrl-C or SIGTERM that reached the command but
+    was lost on its way up (`console.raise_if_interrupted`). Every data loop (training, evaluation, the soft-label
+    cache, mining) reads through one, so a signal never leaves a loop running."""
+
+    def __init__(self, data: torch.utils.data.DataLoader) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[Any]:
+        from ssld_zoo.console import raise_if_interrupted
+        for batch in self.data:
+            raise_if_interrupted()
+            yield batch
+
+
+def loader(dataset: Any, batches: Any, *, workers: int, pin_memory: bool = False,
+           collate: Callable[[list[Any]], Any] | None = None) -> Loader:
+    """The batches of `dataset` (map-style) that `batches` lists, decoded by `workers` processes and put together
+    by `collate` (an `ImageDataset`'s `Collate` by default); its private generator keeps the global torch RNG
+    untouched."""
+    return Loader(torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                                              collate_fn=collate or Collate(dataset.transform.size),
+                                              pin_memory=pin_memory, generator=torch.Generator()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ssld_zoo.errors import MineError
 from ssld_zoo.tools.mining.hashing import phash
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from ssld_zoo.train.data import Images, Key
+    from ssld_zoo.train.data import Images, Key, Loader
     from ssld_zoo.train.recipe import DataSource
 
 
@@ -89,12 +89,9 @@ def _collate(items: list[tuple[int, Any, int, bool]]) -> DecodedBatch:
 
 
 def batches(images: "Images", start: int, batch_size: int, transform: Any, with_hash: bool, workers: int,
-            pin_memory: bool) -> "torch.utils.data.DataLoader[Any]":
+            pin_memory: bool) -> "Loader":
     """`DecodedBatch`es of images `start..len(images)` in order: teacher pixels when `transform` is given, hashes
     when `with_hash`."""
-    import torch
-
-    from ssld_zoo.train.data import EvalBatches
-    dataset = cast("torch.utils.data.Dataset[Any]", _Decoded(images, transform, with_hash))  # map-style, duck-typed
-    return torch.utils.data.DataLoader(dataset, batch_sampler=EvalBatches(len(images), batch_size, start=start),
-                                       num_workers=workers, collate_fn=_collate, pin_memory=pin_memory)
+    from ssld_zoo.train.data import EvalBatches, loader
+    return loader(_Decoded(images, transform, with_hash), EvalBatches(len(images), batch_size, start=start),
+                  workers=workers, pin_memory=pin_memory, collate=_collate)
