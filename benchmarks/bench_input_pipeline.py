@@ -292,19 +292,22 @@ def fidelity(files: list[bytes], drawn: list, limit: int = 60) -> dict[str, floa
 
 def source_rates(folder: Path, rounds: int, sides: tuple[int, ...]) -> dict[str, tuple[float, float]]:
     """Median img/s of `Transform` fed by each source (file reads included): the raw folder, and `ssld-zoo pack`
-    shards of it as stored and pre-resized to each max side; and of today's path on the raw folder, in the same
-    interleaved rounds; with the mean stored KB per image."""
+    shards of it as stored, as decoded pixels (`--raw`) and pre-resized to each max side; and of today's path on
+    the raw folder, in the same interleaved rounds; with the mean stored KB per image."""
     from ssld_zoo.tools.pack import pack
     from ssld_zoo.train.data import open_source
     from ssld_zoo.train.recipe import DataSource
     sources = {"raw folder": f"folder:{folder}"}
-    for side in (None, *sides):
-        name = "shards" + (f" --max-side {side}" if side else "")
+    for raw, side in ((False, None), (True, None), *((False, side) for side in sides)):
+        name = "shards" + (" --raw" if raw else "") + (f" --max-side {side}" if side else "")
         out = folder.parent / name.replace(" ", "_")
-        pack(f"folder:{folder}", out, max_side=side)
+        pack(f"folder:{folder}", out, raw=raw, max_side=side)
         sources[name] = f"shards:{out}"
     opened = {name: open_source(DataSource(location)) for name, location in sources.items()}
     transform = Transform(SIZE, AUGMENT, train=True)
+    folder_images, raw_images = opened["raw folder"], opened["shards --raw"]
+    assert all(torch.equal(transform(folder_images.encoded(i), i), transform(raw_images.encoded(i), i))
+               for i in range(len(folder_images))), "--raw shards must train on the raw folder's pixels"
 
     def today_transform(data: bytes, seed: int) -> torch.Tensor:
         view = transform.draw(*open_image(data).size, seed)
@@ -352,7 +355,7 @@ def main() -> None:
         print("\nstage by stage (img/s/core of that stage alone; ms per image)")
         for path, stages in stage_rates(files, drawn, args.rounds).items():
             print(f"  {path:<9}" + "  ".join(f"{stage} {r:,.0f} ({1e3 / r:.2f} ms)" for stage, r in stages.items()))
-        print("\nfed by each source, file reads included")
+        print("\nfed by each source, file reads included (the --raw shards' views checked equal to the raw folder's)")
         by_source = source_rates(Path(tmp) / "raw", args.rounds, tuple(args.max_sides))
         raw = by_source["raw folder, today"][0]
         print(f"{'source, path':<36}{'img/s/core':>11}{'vs today':>10}{'KB/image':>10}")
@@ -360,8 +363,9 @@ def main() -> None:
             print(f"{name:<36}{value:>11.0f}{value / raw:>9.2f}x{kb:>10.1f}")
     print("\ncores per GPU to feed one H100 (step rates from the issue; img/s per core from the runs above)")
     columns = {"today": base, "default": rates["Transform (shipped)"]}
-    columns.update({name.removesuffix(", default").replace("shards --max-side ", "shards/"): value
-                    for name, (value, _) in by_source.items() if name.startswith("shards --max-side")})
+    shown = {"shards --raw, default": "raw shards", **{f"shards --max-side {side}, default": f"shards/{side}"
+                                                       for side in args.max_sides}}
+    columns.update({shown[name]: value for name, (value, _) in by_source.items() if name in shown})
     print(f"{'student <- teacher':<42}{'step':>6}" + "".join(f"{n:>12}" for n in columns))
     for student, cached, online in STUDENTS:
         for kind, step in (("cached", cached), ("online", online)):

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 from PIL import Image
 
-from ssld_zoo.data.pixels import PIXELS, decode, eval_geometry, open_image, resize_box, rgb
+from ssld_zoo.data.pixels import PIXELS, decode, encode_ppm, eval_geometry, open_image, resize_box, rgb
 from ssld_zoo.tools.evaluate import eval_transform
 from ssld_zoo.train.data import DECODE_ERRORS, Transform
 from ssld_zoo.train.recipe import Augment
@@ -113,3 +114,28 @@ def test_the_soft_label_cache_records_the_pixel_paths():
     from ssld_zoo.train.soft_labels import transform_identity
     recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "cifar10" / "b_ssld.yaml")
     assert transform_identity(recipe)["pixels"] == PIXELS
+
+
+def test_ppm_is_read_in_place_pixel_for_pixel_as_pil_reads_it():
+    pixels = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 5, 7), dtype=np.uint8))
+    data = encode_ppm(pixels)
+    assert data.startswith(b"P6\n7 5\n255\n")
+    assert torch.equal(decode(data), pixels)
+    assert torch.equal(decode(data), torch.from_numpy(np.array(rgb(open_image(data)))).permute(2, 0, 1))
+
+
+@given(header=st.sampled_from([b"P6 7 5 255\n", b"P6\n7\n5\n255 ", b"P6\n# a comment\n7 5\n255\n", b"P6 7 5 65535\n",
+                               b"P6 0 5 255\n", b"P6 07 5 255\n", b"P6 99999999 5 255\n", b"P5 7 5 255\n",
+                               b"P6 7 5 255"]),
+       body=st.one_of(st.binary(max_size=300), st.binary(min_size=105, max_size=105)))  # 105: 7 x 5 x 3, exact
+@settings(deadline=None)
+def test_property_any_ppm_like_bytes_decode_as_pil_does_or_raise_a_decode_error(header: bytes, body: bytes):
+    """Whatever follows a PPM-like header (short, long, exact), `decode` gives PIL's pixels or a decode error."""
+    data = header + body
+    try:
+        expected = torch.from_numpy(np.array(rgb(open_image(data)))).permute(2, 0, 1)
+    except DECODE_ERRORS:
+        with pytest.raises(DECODE_ERRORS):
+            decode(data)
+        return
+    assert torch.equal(decode(data), expected)

@@ -89,6 +89,31 @@ def test_pack_max_side_pre_resizes_and_keeps_labels(tmp_path: Path):
     assert all(open_image(shards.encoded(i)).format == "JPEG" for i in range(5))
 
 
+def test_pack_raw_stores_the_decoded_pixels_and_trains_on_the_same_views(tmp_path: Path, tiny_data: TinyData):
+    """`--raw`: every image as a binary PPM of the pixels training decodes from the original (JPEGs and PNGs alike),
+    so each seeded train view and each eval view is the same tensor, read without decoding."""
+    from ssld_zoo.data.pixels import decode
+    source = tmp_path / "src"
+    write_images(source / "a", 3, label=0, size=(90, 60), suffix=".jpg")
+    write_images(source / "b", 2, label=1, size=(50, 70))
+    assert main(["pack", f"imagefolder:{source}", "--out", str(tmp_path / "raw"), "--raw"]) == 0
+    with tarfile.open(tmp_path / "raw" / "shard-000000.tar") as tar:
+        assert tar.getnames()[:2] == ["000000000.ppm", "000000000.cls"]
+    raw, folder = (open_source(DataSource(f"{kind}:{path}")) for kind, path in
+                   (("shards", tmp_path / "raw"), ("imagefolder", source)))
+    assert raw.labels.tolist() == folder.labels.tolist() == [0, 0, 0, 1, 1]
+    assert all(torch.equal(decode(raw.encoded(i)), decode(folder.encoded(i))) for i in range(5))
+    assert all(open_image(raw.encoded(i)).format == "PPM" for i in range(5))
+    for train in (True, False):
+        transform = Transform(32, Augment(random_resized_crop=(0.08, 1.0), hflip=True), train=train)
+        views = [torch.stack([transform(images.encoded(i), 7 * i if train else None) for i in range(5)])
+                 for images in (raw, folder)]
+        assert torch.equal(*views)
+    pack(f"imagefolder:{source}", tmp_path / "small", raw=True, max_side=40)
+    small = open_source(DataSource(f"shards:{tmp_path / 'small'}"))
+    assert [decode(small.encoded(i)).shape[1:] for i in range(5)] == [(27, 40)] * 3 + [(40, 29)] * 2
+
+
 def test_a_recipe_trains_from_shards_on_disk_and_over_http(packed: Path, tiny_data: TinyData, tmp_path: Path):
     from ssld_zoo.train.engine import train
     server = serve(packed)

@@ -15,12 +15,16 @@ Two pixel paths, one per job:
   `decode_jpeg`'s full decode (entropy decoding, which no DCT scale skips, dominates) and further from a float
   reference.
 
+A binary PPM (`P6`, 8 bits; what `ssld-zoo pack --raw` stores) is decoded pixels already: `decode` reads it in place,
+no copy, about 0.005 ms for a 500x375 image against 0.9 ms for its JPEG. `encode_ppm` writes one.
+
 `PIXELS` names these paths; the soft-label cache records it, so a cache never pairs with pixels it did not see.
 """
 from __future__ import annotations
 
 import io
 import math
+import re
 import warnings
 from typing import Protocol
 
@@ -29,6 +33,7 @@ import torch
 from PIL import Image
 
 PIXELS = "eval:pil-timm-rule;train:decode_jpeg+torchvision-uint8-antialias"
+_PPM_HEADER = re.compile(rb"P6[ \t\r\n]+([1-9][0-9]{0,5})[ \t\r\n]+([1-9][0-9]{0,5})[ \t\r\n]+255[ \t\r\n]")
 RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
             "nearest": Image.Resampling.NEAREST}
 
@@ -88,7 +93,11 @@ def decode(data: bytes) -> torch.Tensor:
     """The encoded image `data` as a uint8 RGB CHW tensor (channels-last in memory, as torchvision's resize kernel
     wants it): colour and greyscale JPEGs by `torchvision.io.decode_jpeg`, anything else (CMYK JPEGs included) by
     PIL. Raises an OSError-like exception when it cannot be decoded, and PIL's `DecompressionBombError` for a header
-    that claims more pixels than PIL would decode (checked before any pixel is allocated)."""
+    that claims more pixels than PIL would decode (checked before any pixel is allocated). A binary PPM is read in
+    place (read-only)."""
+    pixels = _read_ppm(data)
+    if pixels is not None:
+        return pixels
     im = open_image(data)
     if im.format == "JPEG":
         pixels = _decode_jpeg(data)
@@ -99,6 +108,30 @@ def decode(data: bytes) -> torch.Tensor:
     with warnings.catch_warnings():  # read-only: the pixels are only read
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(np.asarray(rgb(im))).permute(2, 0, 1)
+
+
+def _read_ppm(data: bytes) -> torch.Tensor | None:
+    """The pixels of `data` when it is a plain 8-bit binary PPM with nothing after its pixels, as a read-only view of
+    `data`; None for anything else (comments in the header, 16 bits, trailing bytes, more pixels than PIL allows
+    without a warning), which PIL then decodes or refuses."""
+    header = _PPM_HEADER.match(data)
+    if header is None:
+        return None
+    width, height = int(header[1]), int(header[2])
+    if width * height > (Image.MAX_IMAGE_PIXELS or math.inf) or len(data) - header.end() != 3 * width * height:
+        return None
+    with warnings.catch_warnings():  # `data` is read-only, and so are these pixels: every transform makes new ones
+        warnings.simplefilter("ignore", UserWarning)
+        pixels = torch.frombuffer(data, dtype=torch.uint8, offset=header.end(), count=3 * width * height)
+    return pixels.view(height, width, 3).permute(2, 0, 1)
+
+
+def encode_ppm(pixels: torch.Tensor) -> bytes:
+    """A uint8 RGB CHW tensor as a binary PPM (`P6`), which `decode` reads back in place, pixel for pixel."""
+    channels, height, width = pixels.shape
+    if channels != 3 or pixels.dtype != torch.uint8:
+        raise ValueError(f"a PPM holds uint8 RGB pixels, not {channels} channels of {pixels.dtype}")
+    return f"P6\n{width} {height}\n255\n".encode("ascii") + pixels.permute(1, 2, 0).contiguous().numpy().tobytes()
 
 
 def _decode_jpeg(data: bytes) -> torch.Tensor:
