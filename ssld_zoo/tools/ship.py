@@ -43,7 +43,7 @@ def measure(recipe: Any, weights: Path, *, data_root: str | os.PathLike | None =
 
     from ssld_zoo.train.data import EvalBatches, ImageDataset, Transform, loader, open_source
     from ssld_zoo.train.scoring import score
-    from ssld_zoo.train.networks import build_network, normalized
+    from ssld_zoo.train.networks import build_network, normalized, unit_pixels
     from ssld_zoo.train.recipe import ModelSpec
     if recipe.data.eval is None:
         raise ShipError(f"Recipe '{recipe.name}' has no data.eval set to measure the student on; add one.")
@@ -57,7 +57,7 @@ def measure(recipe: Any, weights: Path, *, data_root: str | os.PathLike | None =
 
     def logits_of(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return net(x.to(dev).float().div_(255))
+            return net(unit_pixels(x, dev))
 
     scores = score(logits_of, batches, len(images), dev)
     if scores.top1 is None or scores.top5 is None:

@@ -165,7 +165,8 @@ class _Labeler:
         import contextlib
 
         import torch
-        x = images.to(self.device).float().div_(255).contiguous(memory_format=self.memory_format)
+        from ssld_zoo.train.networks import unit_pixels
+        x = unit_pixels(images, self.device, self.memory_format)
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.recipe.runtime.amp == "bf16"
                     else contextlib.nullcontext())
         with torch.no_grad(), autocast:

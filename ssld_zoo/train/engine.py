@@ -39,7 +39,7 @@ from ssld_zoo.train.data import EvalBatches, ImageDataset, TrainBatches, Transfo
 from ssld_zoo.train.soft_labels import CachedDataset
 from ssld_zoo.train.hub_folder import check_output_name, write_hub_folder
 from ssld_zoo.train.losses import IGNORE_LABEL, complete_topk, counted, get_loss, reduce
-from ssld_zoo.train.networks import Normalized, build_pair, freeze_teacher, normalized, num_classes
+from ssld_zoo.train.networks import Normalized, build_pair, freeze_teacher, normalized, num_classes, unit_pixels
 from ssld_zoo.train.optim import learning_rate, make_optimizer
 from ssld_zoo.train.recipe import Recipe, load_recipe, saved_recipe
 from ssld_zoo.train.resume import setting_changes
@@ -180,12 +180,13 @@ class Trainer:
     One handle per network and role:
     - `student`: the bare student network (timm, no input normalisation): the one the optimizer trains, whose weights
       are checkpointed (as "student") and exported; `student_network` adds how to build it again (architecture, args).
-    - `student_step`: what a training step calls: `student` behind its input normalisation, under DDP and
-      `torch.compile` when they are on.
+    - `student_step`: what a training step calls on normalised images: `student` under DDP and `torch.compile` when
+      they are on; `student_input` normalises for it.
     - `student_ema`: timm's `ModelEmaV3` of `student` in the current stage (None without `runtime.ema`); its `.module`
       is the averaged copy that evaluation scores and the next stage starts from.
-    - `teacher`: the frozen teacher (or ensemble) behind its own normalisation, compiled when `runtime.compile` is
-      on: images in [0, 1] to logits. None for a supervised recipe and with `soft_labels: cache`.
+    - `teacher`: the frozen teacher (or ensemble) behind its own normalisation: images in [0, 1] to logits. None for
+      a supervised recipe and with `soft_labels: cache`. A step runs `teacher_network` (its network, compiled when
+      `runtime.compile` is on) on the student's normalised batch when both normalise alike (`shared_input`).
     """
 
     def __init__(self, recipe: Recipe, run_dir: Path, context: distributed.Context,
@@ -227,16 +228,18 @@ class Trainer:
             self.eval_set = ImageDataset([open_source(r.data.eval, data_root)],
                                          Transform(r.data.input_size, r.data.augment, train=False))
             self._check_labels(self.eval_set, r.data.eval.source)
-        student_step: nn.Module = normalized_student
+        self.student_input = normalized_student
+        student_step: nn.Module = self.student
         if context.world > 1:
             student_step = nn.parallel.DistributedDataParallel(
-                normalized_student, device_ids=[device] if device.type == "cuda" else None)
+                self.student, device_ids=[device] if device.type == "cuda" else None)
         self.student_step: Callable[[torch.Tensor], torch.Tensor] = (
             torch.compile(student_step) if r.runtime.compile else student_step)
-        self.teacher: nn.Module | None = None
+        self.teacher: Normalized | None = None
         if teacher is not None:
-            teacher = teacher.to(device).to(memory_format=self.memory_format)
-            self.teacher = cast(nn.Module, torch.compile(teacher)) if r.runtime.compile else teacher
+            self.teacher = teacher.to(device).to(memory_format=self.memory_format)
+            self.teacher_network = cast(nn.Module, torch.compile(teacher.model)) if r.runtime.compile else teacher.model
+            self.shared_input = teacher.same_normalization(normalized_student)
 
     # -- run ---------------------------------------------------------------------------------------------------
     def run(self, resume: bool, start_from: Path | None = None) -> Path:
@@ -404,12 +407,13 @@ class Trainer:
             group["lr"] = lr
         torch.manual_seed(int(np.random.SeedSequence([r.runtime.seed, ctx.rank, pos.global_step]).generate_state(1)[0]))
         x = self._input(batch.images)
+        z = self.student_input.normalize(x)
         labels = batch.labels.to(ctx.device, non_blocking=True)
         with self._autocast():
-            logits = self.student_step(x)
+            logits = self.student_step(z)
             if self.teacher is not None:
                 with torch.no_grad():
-                    target = self.teacher(x)
+                    target = self.teacher_network(z if self.shared_input else self.teacher.normalize(x))
             else:
                 target = labels
         if batch.log_probs is not None:
@@ -533,8 +537,7 @@ class Trainer:
         return normalized(network).to(self.ctx.device)
 
     def _input(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(self.ctx.device, non_blocking=True).float().div_(255)
-        return x.contiguous(memory_format=self.memory_format)
+        return unit_pixels(images, self.ctx.device, self.memory_format)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:

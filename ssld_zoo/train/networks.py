@@ -51,7 +51,22 @@ class Normalized(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean) / self.std)
+        return self.model(self.normalize(x))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """`(x - mean) / std`, the input `model` takes."""
+        return (x - self.mean).div_(self.std)
+
+    def same_normalization(self, other: "Normalized") -> bool:
+        """Whether `other` normalises its input exactly as this one does (one normalised batch serves both)."""
+        return torch.equal(self.mean, other.mean) and torch.equal(self.std, other.std)
+
+
+def unit_pixels(images: torch.Tensor, device: torch.device | str,
+                memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """A uint8 [0, 255] NCHW batch as float32 in [0, 1] on `device`, in `memory_format`: what `Normalized` takes.
+    The layout changes on the uint8 bytes (a quarter of the float's), and one division makes the floats."""
+    return images.to(device, non_blocking=True).contiguous(memory_format=memory_format).div(255)
 
 
 def normalized(model: nn.Module) -> Normalized:

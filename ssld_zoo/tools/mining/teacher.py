@@ -45,9 +45,10 @@ class Teacher:
     def __call__(self, images: "torch.Tensor") -> tuple["np.ndarray", "np.ndarray", "torch.Tensor | None"]:
         """Softmax confidence and index of the top class (numpy), and L2-normalised pre-logits (or None)."""
         import torch
+
+        from ssld_zoo.train.networks import unit_pixels
         with torch.inference_mode():
-            x = images.to(self.device, non_blocking=True).float().div_(255)
-            x = (x - self.net.get_buffer("mean")) / self.net.get_buffer("std")
+            x = self.net.normalize(unit_pixels(images, self.device))
             model = cast(_TimmClassifier, self.net.model)
             if self.features:
                 pooled = model.forward_features(x)
