@@ -17,6 +17,7 @@ img/s counts training steps, data loading included, as the engine's `metrics.jso
 
     python benchmarks/bench_vs_timm.py                               # 32 px, CIFAR-10 JPEGs (SSLD_ZOO_DATA)
     python benchmarks/bench_vs_timm.py --size 224 --images 256 --batch 32   # ImageNet-like JPEGs
+    ... --rounds 3                                                   # interleaved, medians (a noisy machine)
 
 Goals (issue 25): online >= 1.0x timm's distillation; cache-fed >= 1.0x timm's plain supervised training.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=1, help="run the four paths this many times, interleaved, and "
+                                                               "report each path's median (a noisy machine)")
     args = parser.parse_args(argv)
     import torch
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {STUDENT} <- {TEACHER}, {args.size} px, "
@@ -160,16 +164,25 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         images = (cifar_folder if args.size <= 64 else imagenet_like_folder)(work / "images", args.images)
         teacher = teacher_file(work)
-        rates = {"timm distillation (online)": timm_rate(images, teacher, args),
-                 "timm student alone (cross-entropy)": timm_rate(images, None, args),
-                 "ssld-zoo train (online)": zoo_rate(images, teacher, args, work, cached=False),
-                 "ssld-zoo train (cache-fed)": zoo_rate(images, teacher, args, work, cached=True)}
+        paths = {"timm distillation (online)": lambda _: timm_rate(images, teacher, args),
+                 "timm student alone (cross-entropy)": lambda _: timm_rate(images, None, args),
+                 "ssld-zoo train (online)": lambda n: zoo_rate(images, teacher, args, work / f"r{n}", cached=False),
+                 "ssld-zoo train (cache-fed)": lambda n: zoo_rate(images, teacher, args, work / f"r{n}", cached=True)}
+        runs: dict[str, list[float]] = {path: [] for path in paths}
+        for n in range(args.rounds):
+            for path, rate_of in paths.items():
+                runs[path].append(rate_of(n))
+    rates = {path: statistics.median(values) for path, values in runs.items()}
     for path, rate in rates.items():
-        print(f"{path:<38} {rate:8.1f} img/s")
-    online = rates["ssld-zoo train (online)"] / rates["timm distillation (online)"]
-    cached = rates["ssld-zoo train (cache-fed)"] / rates["timm student alone (cross-entropy)"]
-    print(f"online: ssld-zoo / timm distillation = {online:.2f}x (goal >= 1.0)")
-    print(f"cache-fed: ssld-zoo / timm student alone = {cached:.2f}x (goal >= 1.0)")
+        rounds = f"  (rounds: {', '.join(f'{v:.1f}' for v in runs[path])})" if args.rounds > 1 else ""
+        print(f"{path:<38} {rate:8.1f} img/s{rounds}")
+    for name, ours, theirs in (("online: ssld-zoo / timm distillation", "ssld-zoo train (online)",
+                                "timm distillation (online)"),
+                               ("cache-fed: ssld-zoo / timm student alone", "ssld-zoo train (cache-fed)",
+                                "timm student alone (cross-entropy)")):
+        per_round = [a / b for a, b in zip(runs[ours], runs[theirs])]
+        rounds = f" (rounds: {', '.join(f'{r:.2f}' for r in per_round)})" if args.rounds > 1 else ""
+        print(f"{name} = {rates[ours] / rates[theirs]:.2f}x{rounds} (goal >= 1.0)")
     return 0
 
 
