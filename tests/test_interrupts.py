@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import pytest
 from test_files import hold_lock
@@ -20,6 +20,18 @@ from train_support import TinyData, base_recipe, python_env, write_recipe
 from ssld_zoo.cli import main
 from ssld_zoo.console import command_line, resumable, run_parsed
 from ssld_zoo.files import atomic_path
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_is_delivered() -> Iterator[None]:
+    """Ctrl-C reaches these tests and the commands they start, however the suite itself was started: a shell starts a
+    background job (`cmd &`, `nohup`) with SIGINT ignored, and a command rightly leaves an ignored signal ignored.
+    A caught signal is reset to its default in a started process, so its children get Ctrl-C too."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _leftovers(root: Path) -> list[Path]:
