@@ -139,3 +139,19 @@ def test_property_any_ppm_like_bytes_decode_as_pil_does_or_raise_a_decode_error(
             decode(data)
         return
     assert torch.equal(decode(data), expected)
+
+
+def test_without_torchvision_decode_jpeg_pil_decodes_the_same_pixels(monkeypatch: pytest.MonkeyPatch):
+    """torchvision >= 0.29 deprecates `decode_jpeg`: when a release drops it, training decodes with PIL, pixel for
+    pixel the same."""
+    import torchvision.io
+    rng = np.random.default_rng(1)
+    jpegs = []
+    for mode in ("RGB", "L"):
+        out = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)).convert(mode).save(out, "JPEG", quality=90)
+        jpegs.append(out.getvalue())
+    with_torchvision = [decode(data) for data in jpegs]
+    monkeypatch.delattr(torchvision.io, "decode_jpeg")
+    for data, expected in zip(jpegs, with_torchvision, strict=True):
+        assert torch.equal(decode(data), expected)

@@ -99,12 +99,11 @@ def decode(data: bytes) -> torch.Tensor:
     if pixels is not None:
         return pixels
     im = open_image(data)
-    if im.format == "JPEG":
-        pixels = _decode_jpeg(data)
-        if pixels.shape[0] == 3:
-            return pixels
-        if pixels.shape[0] == 1:
-            return pixels.expand(3, -1, -1)
+    pixels = _decode_jpeg(data) if im.format == "JPEG" else None
+    if pixels is not None and pixels.shape[0] == 3:
+        return pixels
+    if pixels is not None and pixels.shape[0] == 1:
+        return pixels.expand(3, -1, -1)
     with warnings.catch_warnings():  # read-only: the pixels are only read
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(np.asarray(rgb(im))).permute(2, 0, 1)
@@ -134,10 +133,14 @@ def encode_ppm(pixels: torch.Tensor) -> bytes:
     return f"P6\n{width} {height}\n255\n".encode("ascii") + pixels.permute(1, 2, 0).contiguous().numpy().tobytes()
 
 
-def _decode_jpeg(data: bytes) -> torch.Tensor:
+def _decode_jpeg(data: bytes) -> torch.Tensor | None:
     """A JPEG's channels as stored (RGB from YCbCr, grey, or CMYK) by torchvision: libjpeg-turbo, as PIL's decoder,
-    so the same pixels with less overhead. An undecodable one raises OSError, as PIL would."""
-    from torchvision.io import ImageReadMode, decode_jpeg
+    so the same pixels with less overhead. An undecodable one raises OSError, as PIL would. None when this torchvision
+    has no `decode_jpeg` (deprecated from 0.29 in favour of TorchCodec): PIL decodes it then."""
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:
+        return None
     try:
         with warnings.catch_warnings():  # torchvision >= 0.29 points at TorchCodec; the kernel is the same
             warnings.simplefilter("ignore", DeprecationWarning)

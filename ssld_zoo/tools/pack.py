@@ -62,6 +62,7 @@ def pack(source: str, out: str | os.PathLike, *, raw: bool = False, max_side: in
          per_shard: int = DEFAULT_PER_SHARD, data_root: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write the images of recipe source `source` as tar shards into `out`; returns a summary (images, skipped,
     shards, bytes)."""
+    from ssld_zoo.console import raise_if_interrupted
     from ssld_zoo.data.shards import write_shards
     from ssld_zoo.train.data import DECODE_ERRORS, open_source
     from ssld_zoo.train.recipe import SOURCE_KINDS, DataSource
@@ -78,6 +79,7 @@ def pack(source: str, out: str | os.PathLike, *, raw: bool = False, max_side: in
     def samples() -> Iterator[tuple[bytes, str, int]]:
         nonlocal skipped
         for i in range(len(images)):
+            raise_if_interrupted()  # a Ctrl-C taken for an undecodable image below still ends the packing
             try:
                 data, extension = _stored(images.encoded(i), max_side, raw)
             except DECODE_ERRORS as e:
