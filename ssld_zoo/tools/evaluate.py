@@ -381,15 +381,15 @@ def _run(model: "torch.nn.Module", images: "Images", transform: Any, count: int,
     from tqdm import tqdm
 
     from ssld_zoo.train.data import EvalBatches, ImageDataset, loader
+    from ssld_zoo.train.networks import unit_pixels
     from ssld_zoo.train.scoring import score
     batches = loader(ImageDataset([images], transform), EvalBatches(count, batch_size), workers=workers,
                      pin_memory=device.type == "cuda")
 
     def logits_of(x: "torch.Tensor") -> "torch.Tensor":
-        x = x.to(device, non_blocking=True)
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255)
-        return model(x.contiguous(memory_format=memory_format))
+        if x.dtype == torch.uint8:  # PaddleClas's exact transform gives normalised floats already
+            return model(unit_pixels(x, device, memory_format))
+        return model(x.to(device, non_blocking=True).contiguous(memory_format=memory_format))
 
     with tqdm(total=count, unit="img", disable=not progress, file=sys.stderr) as bar:
         return score(logits_of, batches, count, device, on_batch=bar.update)
