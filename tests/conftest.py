@@ -35,6 +35,11 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
+# The README's test command gives the data folder relative to the checkout (`SSLD_ZOO_DATA=../shared/data`): made
+# absolute here, so tests that change folder, and the processes they start elsewhere, find the same folder.
+if os.environ.get("SSLD_ZOO_DATA"):
+    os.environ["SSLD_ZOO_DATA"] = os.path.abspath(os.environ["SSLD_ZOO_DATA"])
+
 # PaddleClas's download host, for weights converted on first use: a loopback server that has no files until a test
 # adds them, so no test ever reaches the internet.
 PADDLE_HOST = FileServer()
