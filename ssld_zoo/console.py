@@ -153,7 +153,11 @@ def _signals_raised() -> Iterator[None]:
     """SIGINT and SIGTERM recorded in `_current.signal` and raised as `KeyboardInterrupt` / `Terminated` while the
     block runs. A second signal, while the first one's cleanup runs, ends the process at once (what that cleanup had
     still to remove, the next writer in the folder removes: `ssld_zoo.files`). Only in the main thread, and only for
-    a signal whose handling nobody else changed (an embedding application keeps its own)."""
+    a signal whose handling nobody else changed (an embedding application keeps its own).
+
+    Where Python cannot let the exception out (a `__del__`, a fork hook of `logging`'s, a weakref callback), it
+    would print it as "Exception ignored in ...", a traceback; that one is kept quiet, since the loops raise the
+    signal again at their next step (`raise_if_interrupted`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -169,14 +173,22 @@ def _signals_raised() -> Iterator[None]:
         _current.signal = signum
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
+    shown = sys.unraisablehook
+
+    def show_unraisable(unraisable: Any) -> None:
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt) and _current.signal is not None):
+            shown(unraisable)
+
     defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
     previous = {signum: signal.getsignal(signum) for signum in defaults}
     taken = [signum for signum, handler in previous.items() if handler is defaults[signum]]
     for signum in taken:
         signal.signal(signum, raise_for)
+    sys.unraisablehook = show_unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = shown
         for signum in taken:
             signal.signal(signum, previous[signum])
 

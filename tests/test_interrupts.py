@@ -208,3 +208,40 @@ def test_a_signal_that_a_handler_swallowed_still_ends_the_data_loop_at_the_next_
     assert run_parsed(command, argparse.Namespace()) == 128 + signum
     assert seen == [[0]]  # neither the batch that swallowed the signal nor any after it is handed on
     assert capsys.readouterr().err == line
+
+
+
+SIGNAL_IN_A_FINALISER = """
+import argparse, os, sys, time
+from ssld_zoo.console import run_parsed
+from ssld_zoo.train.data import loader
+SIGNUM = int(sys.argv[1])
+
+class SignalsWhenCollected:
+    def __del__(self):
+        os.kill(os.getpid(), SIGNUM)
+        time.sleep(0.05)
+
+class Images:
+    def __getitem__(self, key):
+        if key == 1:
+            SignalsWhenCollected()  # made and dropped at once
+        return key
+
+def command(args):
+    for batch in loader(Images(), [[0], [1], [2], [3]], workers=0, collate=lambda items: items):
+        print(batch, flush=True)
+
+sys.exit(run_parsed(command, argparse.Namespace()))
+"""
+
+
+@pytest.mark.parametrize("signum, line", [(signal.SIGINT, "ssld-zoo: interrupted\n"),
+                                          (signal.SIGTERM, "ssld-zoo: interrupted (SIGTERM)\n")])
+def test_a_signal_python_could_not_raise_is_quiet_and_still_ends_the_data_loop(signum: int, line: str):
+    """Python cannot let an exception out of a finaliser, nor out of a fork hook such as `logging`'s, where a Ctrl-C
+    to a trainer and its data workers once landed: it would print "Exception ignored in ..." and a traceback. The
+    command prints only its one line, and the loop ends at its next batch."""
+    done = subprocess.run([sys.executable, "-c", SIGNAL_IN_A_FINALISER, str(int(signum))], capture_output=True,
+                          text=True, env=python_env(), timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (128 + signum, "[0]\n", line)
